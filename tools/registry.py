@@ -1,0 +1,278 @@
+"""The typed tool registry: one pydantic params model + one pure function per tool.
+
+The params model is the single source of truth for the LLM-facing schema, the
+validation, the stored recipe and the CLI listing. Tools are pure: they never
+read files or call models; the agent and the I/O layer do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+Tensor = Any  # torch.Tensor; torch is imported lazily by the ops themselves
+
+
+class Params(BaseModel):
+    """Base of every tool's parameters: strict, immutable, versioned."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    VERSION: ClassVar[int] = 1
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """Upgrade params stored by an older VERSION of this tool (override when bumping)."""
+        if version > cls.VERSION:
+            raise ToolError(
+                f"recipe step was written by a newer imagent (version {version}, "
+                f"this one knows up to {cls.VERSION}); upgrade imagent"
+            )
+        return data
+
+
+class ToolError(ValueError):
+    """A bad call to a tool: the message is meant to be read by a person or a model."""
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A registered tool and the flags the rest of the house reasons with."""
+
+    name: str
+    params: type[Params]
+    fn: Callable[..., Any]
+    family: str
+    pointwise: bool = False  # per-pixel colour map: output pixel depends on that input pixel only
+    per_channel: bool = False  # a 1-D curve per channel (implies pointwise): runs fuse into one LUT
+    supports_mask: bool = True  # blend m*edited + (1-m)*image when given a mask
+    read_only: bool = False  # measures, returns no image
+    differentiable: bool = True
+    cost: float = 1.0  # rough relative cost, 1 = one pointwise pass
+
+    @property
+    def description(self) -> str:
+        """The first docstring line of the params model: what the LLM reads to pick a tool."""
+        return first_line(self.params.__doc__)
+
+    def validate(self, params: Params | dict[str, Any] | None) -> Params:
+        """Validate raw arguments into the params model; errors name each bad field."""
+        if isinstance(params, self.params):
+            return params
+        if isinstance(params, Params):
+            raise ToolError(f"{self.name}: expected {self.params.__name__} params, got {type(params).__name__}")
+        try:
+            return self.params.model_validate(params or {})
+        except ValidationError as exc:
+            raise ToolError(explain_validation(self.name, exc)) from None
+
+    def __call__(
+        self,
+        image: Tensor,
+        params: Params | dict[str, Any] | None = None,
+        mask: Tensor | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run the tool on a (B,3,H,W) image in [0,1]; with a mask, only inside it."""
+        p = self.validate(params if params is not None or not kwargs else kwargs)
+        check_image(image, self.name)
+        out = self.fn(image, p)
+        if self.read_only or mask is None:
+            return out
+        if not self.supports_mask:
+            raise ToolError(f"{self.name} cannot be restricted to a mask; call it without one")
+        return blend(image, out, check_mask(mask, out, self.name))
+
+
+_REGISTRY: dict[str, Tool] = {}
+
+
+def register(
+    params: type[Params],
+    *,
+    family: str,
+    name: str | None = None,
+    **flags: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: record `fn(image, p)` as a tool whose arguments are `params`."""
+
+    def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        tool_name = name or fn.__name__
+        if tool_name in _REGISTRY and _REGISTRY[tool_name].fn is not fn:
+            raise RuntimeError(f"tool {tool_name!r} registered twice")
+        if not params.__doc__:
+            raise RuntimeError(f"{params.__name__} needs a docstring: it is the tool's description")
+        _REGISTRY[tool_name] = Tool(tool_name, params, fn, family, **flags)
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    # Importing the families registers their tools.
+    from tools import analysis, color, detail, geometry, tone  # noqa: F401
+
+
+def get(name: str) -> Tool:
+    """Look a tool up by name; the error lists the close matches."""
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, _REGISTRY, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; run `imagent tools` for the list"
+        raise ToolError(f"unknown tool {name!r}{hint}") from None
+
+
+def all_tools() -> list[Tool]:
+    """Every registered tool, sorted by family then name."""
+    _load_all()
+    return sorted(_REGISTRY.values(), key=lambda t: (t.family, t.name))
+
+
+# ----------------------------------------------------------------- validation helpers
+
+
+def first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0].strip() if doc and doc.strip() else ""
+
+
+def explain_validation(tool: str, exc: ValidationError) -> str:
+    """Turn pydantic errors into one line per field a model can act on."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(x) for x in err["loc"]) or "arguments"
+        value = err.get("input")
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            parts.append(f"unknown argument {field!r}")
+        elif kind == "missing":
+            parts.append(f"missing argument {field!r}")
+        elif kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+            lo, hi = _bounds(exc, err)
+            rng = f"must be between {lo} and {hi}" if lo is not None and hi is not None else err["msg"].lower()
+            parts.append(f"{field}={value!r} is out of range: {rng}")
+        else:
+            parts.append(f"{field}={value!r} is invalid: {err['msg']}")
+    return f"{tool}: " + "; ".join(parts)
+
+
+def _bounds(exc: ValidationError, err: dict[str, Any]) -> tuple[Any, Any]:
+    """Both bounds of the offending field, read from its JSON schema."""
+    title = exc.title
+    model = next((t.params for t in _REGISTRY.values() if t.params.__name__ == title), None)
+    if model is None or not err["loc"]:
+        return None, None
+    prop = model.model_json_schema().get("properties", {}).get(str(err["loc"][0]), {})
+    lo = prop.get("minimum", prop.get("exclusiveMinimum"))
+    hi = prop.get("maximum", prop.get("exclusiveMaximum"))
+    return lo, hi
+
+
+def check_image(image: Tensor, where: str) -> None:
+    """Images are float (B,3,H,W) in [0,1]; anything else is a programming error named here."""
+    import torch
+
+    if not isinstance(image, torch.Tensor):
+        raise ToolError(f"{where}: image must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ToolError(f"{where}: image must have shape (B,3,H,W), got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ToolError(f"{where}: image must be float in [0,1], got {image.dtype}")
+
+
+def check_mask(mask: Tensor, image: Tensor, where: str) -> Tensor:
+    """A mask is (B|1,1,H,W) in [0,1] on the image's grid."""
+    import torch
+
+    if not isinstance(mask, torch.Tensor):
+        raise ToolError(f"{where}: mask must be a torch.Tensor, got {type(mask).__name__}")
+    if mask.ndim == 2:
+        mask = mask[None, None]
+    elif mask.ndim == 3:  # (B,H,W)
+        mask = mask[:, None]
+    if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[-2:] != image.shape[-2:]:
+        raise ToolError(
+            f"{where}: mask of shape {tuple(mask.shape)} does not fit the image "
+            f"{tuple(image.shape[-2:])}; it must be (B,1,H,W) at the image's size"
+        )
+    return mask.to(device=image.device, dtype=image.dtype).clamp(0, 1)
+
+
+def blend(image: Tensor, edited: Tensor, mask: Tensor) -> Tensor:
+    """Local edit: `m * edited + (1 - m) * image`."""
+    return image + mask * (edited - image)
+
+
+# ----------------------------------------------------------------- LangChain / JSON export
+
+
+def llm_args_model(tool: Tool) -> type[Params]:
+    """The params model the LLM sees: the tool's own fields, plus `mask` (a name) if local."""
+    if not tool.supports_mask or tool.read_only:
+        return tool.params
+    from pydantic import Field, create_model
+
+    return create_model(  # type: ignore[call-overload]
+        tool.params.__name__ + "Args",
+        __base__=tool.params,
+        __doc__=tool.params.__doc__,
+        mask=(
+            str | None,
+            Field(None, description="name of a mask in the session to restrict the edit to; null = whole image"),
+        ),
+    )
+
+
+def json_schema(tool: Tool) -> dict[str, Any]:
+    """OpenAI-style function schema of a tool (strict: every field listed, no extras)."""
+    from langchain_core.utils.function_calling import convert_to_openai_tool
+
+    return convert_to_openai_tool(to_langchain(tool), strict=True)
+
+
+Runner = Callable[[str, Params, "str | None"], "tuple[str, Any]"]
+
+
+def to_langchain(tool: Tool, run: Runner | None = None) -> Any:
+    """Export as a LangChain StructuredTool answering (short text, artifact).
+
+    `run(name, params, mask_name)` is supplied by the agent: it applies the tool to
+    the session's current version and returns the text the model reads plus the
+    artifact the program keeps (version id, metrics). Pixels never enter the text.
+    A bad argument comes back to the model as a readable error, not a crash.
+    """
+    from langchain_core.tools import StructuredTool, ToolException
+
+    args_model = llm_args_model(tool)
+
+    def call(**kwargs: Any) -> tuple[str, Any]:
+        mask = kwargs.pop("mask", None)
+        try:
+            p = tool.validate(kwargs)
+        except ToolError as exc:
+            raise ToolException(str(exc)) from None
+        if run is None:
+            text = f"{tool.name} accepted {p.model_dump_json()}" + (f" on mask {mask!r}" if mask else "")
+            return text, {"tool": tool.name, "params": p.model_dump(), "mask": mask}
+        return run(tool.name, p, mask)
+
+    return StructuredTool.from_function(
+        func=call,
+        name=tool.name,
+        description=tool.description,
+        args_schema=args_model,
+        response_format="content_and_artifact",
+        handle_tool_error=True,
+        handle_validation_error=lambda exc: _lc_validation_text(tool.name, exc),
+    )
+
+
+def _lc_validation_text(name: str, exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return explain_validation(name, exc)
+    return f"{name}: invalid arguments: {exc}"
