@@ -1,0 +1,148 @@
+"""The Python API: `edit(image_or_path, goal, **options) -> EditResult`.
+
+    from agent.api import edit
+    result = edit("photo.jpg", "brighten a bit and fix the blue cast")
+    result.save("photo-edited.jpg")
+    print(result.summary())
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agent.loop import LoopResult, TraceEntry, run_loop
+from agent.state import DEFAULT_PREVIEW, EditSession
+from tools.recipe import Recipe
+
+
+@dataclass
+class EditResult:
+    """What an edit produced: the full-resolution image, how to reproduce it, and why it stopped."""
+
+    image: torch.Tensor  # (1,3,H,W) full resolution
+    recipe: Recipe
+    goal: Any  # agent.goals.Goal
+    score: Any  # agent.scoring.Score of the chosen version
+    original_score: Any
+    stats_before: Any  # tools.analysis.Stats (preview)
+    stats_after: Any
+    version: str
+    stop_reason: str
+    loop: LoopResult
+    source: Any = None  # tools.io.LoadedImage when loaded from a file
+
+    @property
+    def trace(self) -> list[TraceEntry]:
+        return self.loop.trace
+
+    def save(self, path: str | Path, **options: Any) -> Path:
+        """Write the image (atomic; refuses to overwrite the source unless overwrite=True)."""
+        from tools.io import save_image
+
+        src = self.source
+        return save_image(self.image, path, like=src, source=getattr(src, "path", None), **options)
+
+    def trace_dict(self) -> dict[str, Any]:
+        """The run as JSON-ready data: goal, every step, scores, accounting."""
+        lr = self.loop
+        return {
+            "goal": self.goal.model_dump(mode="json"),
+            "stop_reason": self.stop_reason,
+            "chosen_version": self.version,
+            "score": self.score.model_dump(mode="json"),
+            "original_score": self.original_score.model_dump(mode="json"),
+            "stats_before": self.stats_before.model_dump(),
+            "stats_after": self.stats_after.model_dump(),
+            "steps": [e.__dict__ for e in lr.trace],
+            "turns": lr.turns,
+            "model_calls": lr.model_calls,
+            "input_tokens": lr.input_tokens,
+            "output_tokens": lr.output_tokens,
+            "seconds": round(lr.seconds, 3),
+            "recipe": json.loads(self.recipe.to_json()),
+        }
+
+    def summary(self) -> str:
+        s = self.score
+        return (f"{self.stop_reason}; chose {self.version} ({len(self.recipe.steps)} step(s)); "
+                f"targets met {s.targets_met}/{s.targets_total}; structure {s.structure:.3f}; "
+                f"{self.stats_before.summary()} -> {self.stats_after.summary()}")
+
+
+def edit(
+    image: str | Path | torch.Tensor | Any,
+    goal: str | Any,
+    *,
+    model: str | Any = "offline",
+    reference: str | Path | torch.Tensor | None = None,
+    lock: float = 0.80,
+    max_steps: int = 8,
+    max_seconds: float = 120.0,
+    max_model_calls: int = 24,
+    preview: int = DEFAULT_PREVIEW,
+    masks: dict[str, torch.Tensor] | None = None,
+    base_url: str | None = None,
+    vision: bool = False,
+    max_pixels: int = 100_000_000,
+    on_event: Any = None,
+) -> EditResult:
+    """Edit a photo toward a goal in words; returns the best version found.
+
+    `image`: a path, a (1,3,H,W) tensor in [0,1], or a `tools.io.LoadedImage`.
+    `goal`: an instruction ("brighten a bit and fix the blue cast") or an `agent.goals.Goal`.
+    `model`: "offline" (embedded planner), "provider:model", "hf:/path", or a LangChain chat model.
+    """
+    from agent.goals import Budget, Goal, parse_goal
+    from agent.planners import make_planner
+    from tools.analysis import measure
+    from tools.io import LoadedImage, load_image
+
+    source = None
+    if isinstance(image, (str, Path)):
+        source = load_image(image, max_pixels=max_pixels)
+    elif isinstance(image, LoadedImage):
+        source = image
+    full = source.image if source is not None else image
+    if not isinstance(full, torch.Tensor) or full.ndim != 4 or full.shape[:2] != (1, 3):
+        raise ValueError("image must be a path, a LoadedImage or a (1,3,H,W) tensor in [0,1]")
+    ref = None
+    if reference is not None:
+        ref = load_image(reference, max_pixels=max_pixels).image if isinstance(reference, (str, Path)) else reference
+
+    session = EditSession(full, preview_size=preview)
+    for name, m in (masks or {}).items():
+        session.add_mask(name, m)
+    budget = Budget(max_steps=max_steps, max_seconds=max_seconds, max_model_calls=max_model_calls)
+    if isinstance(goal, Goal):
+        g = goal
+    else:
+        ref_stats = measure(session.original if ref is None else _preview(ref, preview))
+        g = parse_goal(str(goal), measure(session.original),
+                       reference_stats=ref_stats if ref is not None else None, lock=lock, budget=budget)
+    planner = make_planner(model, base_url=base_url) if isinstance(model, str) else model
+    result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event)
+    best = result.best
+    return EditResult(
+        image=session.render(best.id),
+        recipe=best.recipe,
+        goal=g,
+        score=best.score,
+        original_score=session.versions["v0"].score,
+        stats_before=session.versions["v0"].stats,
+        stats_after=best.stats,
+        version=best.id,
+        stop_reason=result.stop_reason,
+        loop=result,
+        source=source,
+    )
+
+
+def _preview(image: torch.Tensor, size: int) -> torch.Tensor:
+    from agent.state import preview_of
+
+    return preview_of(image, size)

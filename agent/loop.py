@@ -1,0 +1,299 @@
+"""The agent loop as a LangGraph graph: plan -> act (+score) -> decide -> plan | end.
+
+Any LangChain chat model with tool calling plans; the offline planner is one of
+them. Tool calls act on the session's current version; each result is scored
+(structure lock against the original, goal targets, optional critique). A step
+that breaks the lock or lowers the combined score is rolled back and the model
+is told why; bad calls come back as error observations. The run ends when the
+targets are met (and the critic, if any, agrees), the planner stops, the model
+keeps failing, or a budget is spent. The result is the best version, not the last.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.message import add_messages
+
+from agent.protocol import Attempt, PlanState, render_state
+from agent.state import EditSession, Version
+from tools.registry import ToolError, all_tools, get, to_langchain
+
+SYSTEM_PROMPT = """You are imagent, a careful photo editor. You edit by calling tools; each tool \
+acts on the CURRENT version of the photo and answers with what changed in measured terms, the \
+structural similarity to the original and the new version id. Pixels never appear in text.
+Rules: reach the goal's targets with few, moderate edits; keep the photo's structure (a step that \
+drops structural similarity below the lock, or makes the overall score worse, is rolled back and \
+you are told why — then try a gentler or different edit). Use masks only by the names listed. \
+When every target is met, or nothing more would help, answer without tool calls in one sentence."""
+
+MAX_FAILED_TURNS = 3
+SCORE_TOLERANCE = 1e-3  # a step must not lower the combined score by more than this
+
+
+@dataclass
+class Budget:
+    """Hard limits of one run (any None = unlimited)."""
+
+    max_steps: int | None = 8
+    max_seconds: float | None = 120.0
+    max_model_calls: int | None = 24
+    max_cost_usd: float | None = None
+
+
+@dataclass
+class TraceEntry:
+    """One executed (or refused) tool call and what it did to the score."""
+
+    turn: int
+    tool: str
+    params: dict[str, Any]
+    mask: str | None
+    outcome: str  # kept | rolled_back | error
+    reason: str
+    version: str | None
+    structure: float | None = None
+    combined: float | None = None
+    targets_met: int | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class LoopResult:
+    best: Version
+    stop_reason: str
+    trace: list[TraceEntry]
+    turns: int
+    model_calls: int
+    input_tokens: int
+    output_tokens: int
+    seconds: float
+    messages: list[AnyMessage] = field(default_factory=list)
+
+
+class _State(TypedDict):
+    messages: Annotated[list[AnyMessage], add_messages]
+    stop: str | None
+
+
+Scorer = Callable[[Version], Any]  # sets version.stats/score; returns the Score
+Critic = Callable[[EditSession, Version], Any]  # -> object with .goal_met, .score, .suggestions
+
+
+def run_loop(
+    session: EditSession,
+    goal: Any,
+    model: Any,
+    *,
+    budget: Budget | None = None,
+    reference: Any = None,
+    critic: Critic | None = None,
+    vision: bool = False,
+    on_event: Callable[[TraceEntry], None] | None = None,
+) -> LoopResult:
+    """Plan and edit until the goal is met or a budget ends the run; see module doc."""
+    from agent.scoring import score_version
+    from tools.analysis import describe_delta, measure
+
+    budget = budget or Budget()
+    t0 = time.perf_counter()
+    counters = {"calls": 0, "in": 0, "out": 0, "steps": 0, "turns": 0, "failed_turns": 0}
+    trace: list[TraceEntry] = []
+    history: list[Attempt] = []
+    if reference is not None:
+        from agent.state import preview_of
+
+        reference = preview_of(reference, session.preview_size)
+    ref_stats = measure(reference) if reference is not None else None
+
+    def score(v: Version) -> Any:
+        v.stats = measure(v.image)
+        v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference)
+        return v.score
+
+    score(session.head)
+    tools = [t for t in all_tools() if not t.read_only or t.name == "measure"]
+    bound = model.bind_tools([to_langchain(t) for t in tools])
+
+    def over_budget() -> str | None:
+        if budget.max_steps is not None and counters["steps"] >= budget.max_steps:
+            return f"step budget spent ({budget.max_steps} edits)"
+        if budget.max_model_calls is not None and counters["calls"] >= budget.max_model_calls:
+            return f"model-call budget spent ({budget.max_model_calls} calls)"
+        if budget.max_seconds is not None and time.perf_counter() - t0 >= budget.max_seconds:
+            return f"time budget spent ({budget.max_seconds:g} s)"
+        return None
+
+    def state_message() -> HumanMessage:
+        head = session.head
+        s = head.score
+        ps = PlanState(
+            instruction=goal.instruction,
+            intents=[i.model_dump() for i in getattr(goal, "intents", [])],
+            targets=s.targets,
+            unmapped=list(getattr(goal, "unmapped", [])),
+            stats=_floats(head.stats),
+            original_stats=_floats(session.versions["v0"].stats),
+            reference_stats=_floats(ref_stats) or None,
+            version=head.id,
+            structure=round(s.structure, 4),
+            lock=goal.lock,
+            step=counters["steps"],
+            history=history[-12:],
+            critique=_dump(getattr(head, "critique", None)),
+            steps_left=None if budget.max_steps is None else budget.max_steps - counters["steps"],
+            masks=sorted(session.masks_full),
+        )
+        text = (
+            f"Goal: {goal.instruction}\nCurrent version {head.id}: {head.stats.summary()}\n"
+            f"Targets met: {s.targets_met}/{s.targets_total}.\n{render_state(ps)}"
+        )
+        if not vision:
+            return HumanMessage(content=text)
+        from agent.images import data_url
+
+        return HumanMessage(content=[{"type": "text", "text": text},
+                                     {"type": "image_url", "image_url": {"url": data_url(head.image)}}])
+
+    def plan(state: _State) -> dict[str, Any]:
+        reason = over_budget()
+        if reason:
+            return {"stop": reason}
+        counters["turns"] += 1
+        counters["calls"] += 1
+        try:
+            ai = bound.invoke(state["messages"])
+        except Exception as exc:  # provider errors end the run with the best so far
+            return {"stop": f"the planning model failed: {type(exc).__name__}: {exc}"}
+        usage = getattr(ai, "usage_metadata", None) or {}
+        counters["in"] += int(usage.get("input_tokens", 0))
+        counters["out"] += int(usage.get("output_tokens", 0))
+        return {"messages": [ai]}
+
+    def act(state: _State) -> dict[str, Any]:
+        ai = state["messages"][-1]
+        calls = list(getattr(ai, "tool_calls", []) or [])
+        bad = list(getattr(ai, "invalid_tool_calls", []) or [])
+        if not calls and not bad:
+            text = ai.content if isinstance(ai.content, str) else ""
+            return {"stop": "the planner finished" + (f": {text.strip()[:200]}" if text.strip() else "")}
+        out: list[AnyMessage] = []
+        any_ok = False
+        for call in bad:
+            msg = f"malformed tool call {call.get('name')!r}: {call.get('error') or 'arguments are not valid JSON'}"
+            out.append(ToolMessage(content=msg, tool_call_id=call.get("id") or "invalid", status="error"))
+            _record(TraceEntry(counters["turns"], str(call.get("name")), {}, None, "error", msg, None))
+        for call in calls:
+            if over_budget():
+                out.append(ToolMessage(content="not run: budget spent", tool_call_id=call["id"], status="error"))
+                continue
+            text, ok = execute(call)
+            any_ok |= ok
+            out.append(ToolMessage(content=text, tool_call_id=call["id"], status="success" if ok else "error"))
+        counters["failed_turns"] = 0 if any_ok else counters["failed_turns"] + 1
+        stop = decide()
+        if stop is None:
+            out.append(state_message())
+        return {"messages": out, "stop": stop}
+
+    def execute(call: dict[str, Any]) -> tuple[str, bool]:
+        name, args = call["name"], dict(call.get("args") or {})
+        mask = args.pop("mask", None)
+        t1 = time.perf_counter()
+        try:
+            tool = get(name)
+            if tool.read_only:
+                return f"{session.head.id}: {session.head.stats.summary()}", True
+            counters["steps"] += 1
+            head = session.head
+            cand = session.try_step(name, args, mask)
+        except ToolError as exc:
+            _record(TraceEntry(counters["turns"], name, args, mask, "error", str(exc), None,
+                               seconds=time.perf_counter() - t1))
+            history.append(Attempt(tool=name, params=args, mask=mask, kept=False, reason=str(exc)))
+            return f"error: {exc}", False
+        s = score(cand)
+        old = head.score
+        before, after = _key_metrics(head), _key_metrics(cand)
+        if not s.lock_ok:
+            outcome = "rolled_back"
+            reason = (f"structure similarity to the original fell to {s.structure:.3f}, below the lock "
+                      f"{goal.lock:.2f}: the edit damages the photo; try a gentler edit")
+        elif s.combined < old.combined - SCORE_TOLERANCE:
+            outcome = "rolled_back"
+            reason = (f"the overall score fell from {old.combined:.3f} to {s.combined:.3f} "
+                      f"({describe_delta(head.stats, cand.stats)}); try a different edit")
+        else:
+            outcome = "kept"
+            session.adopt(cand)
+            reason = describe_delta(head.stats, cand.stats)
+        _record(TraceEntry(counters["turns"], name, cand.recipe.steps[-1].params, mask, outcome, reason,
+                           cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1))
+        history.append(Attempt(tool=name, params=cand.recipe.steps[-1].params, mask=mask,
+                               kept=outcome == "kept", reason=reason, before=before, after=after))
+        if outcome == "kept":
+            return (f"kept as {cand.id}: {reason}; structure {s.structure:.3f}; "
+                    f"targets met {s.targets_met}/{s.targets_total}"), True
+        return f"rolled back (current stays {session.current}): {reason}", False
+
+    def decide() -> str | None:
+        s = session.head.score
+        if s.targets_total and s.targets_met == s.targets_total:
+            if critic is None:
+                return "all targets met"
+            crit = critic(session, session.head)
+            session.head.critique = crit
+            if crit.goal_met:
+                return "all targets met and the critic is satisfied"
+        if counters["failed_turns"] >= MAX_FAILED_TURNS:
+            last = next((e.reason for e in reversed(trace) if e.outcome != "kept"), "")
+            return f"the model failed {MAX_FAILED_TURNS} turns in a row (last: {last[:160]})"
+        return over_budget()
+
+    def _record(entry: TraceEntry) -> None:
+        trace.append(entry)
+        if on_event:
+            on_event(entry)
+
+    graph = StateGraph(_State)
+    graph.add_node("plan", plan)
+    graph.add_node("act", act)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges("plan", lambda s: END if s.get("stop") else "act", ["act", END])
+    graph.add_conditional_edges("act", lambda s: END if s.get("stop") else "plan", ["plan", END])
+    app = graph.compile()
+
+    init: _State = {"messages": [SystemMessage(content=SYSTEM_PROMPT), state_message()], "stop": None}
+    stop = decide() if session.head.score.targets_total else None
+    final = {"messages": init["messages"], "stop": stop}
+    if stop is None:
+        final = app.invoke(init, config={"recursion_limit": 4 * (budget.max_model_calls or 50) + 10})
+    best = max(session.versions.values(), key=lambda v: (v.score.combined if v.score else float("-inf")))
+    return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
+                      model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],
+                      seconds=time.perf_counter() - t0, messages=list(final["messages"]))
+
+
+def _floats(stats: Any) -> dict[str, float]:
+    if stats is None:
+        return {}
+    return {k: round(float(v), 4) for k, v in stats.model_dump().items() if isinstance(v, (int, float))}
+
+
+def _dump(obj: Any) -> dict[str, Any] | None:
+    return obj.model_dump() if hasattr(obj, "model_dump") else None
+
+
+def _key_metrics(v: Version) -> dict[str, float]:
+    keys = ("mean_L", "rms_contrast", "cast_a", "cast_b", "mean_saturation", "noise_sigma", "sharpness")
+    d = _floats(v.stats)
+    out = {k: d[k] for k in keys if k in d}
+    if v.score is not None:
+        out["structure"] = round(float(v.score.structure), 4)
+        out["combined"] = round(float(v.score.combined), 4)
+    return out

@@ -1,0 +1,46 @@
+"""Known degradations of clean photos: the ground truth for tests, the demo and eval suites.
+
+Each takes and returns a (B,3,H,W) sRGB tensor in [0,1]. Physically linear ones
+(exposure, cast) act in linear light, as a camera would have got them wrong.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from tools.colorspace import linear_to_srgb, srgb_to_linear
+
+
+def underexpose(image: torch.Tensor, stops: float) -> torch.Tensor:
+    """Darken (stops > 0) or brighten (stops < 0) by scaling linear light by 2**-stops."""
+    return linear_to_srgb(srgb_to_linear(image) * 2.0 ** (-stops))
+
+
+def color_cast(image: torch.Tensor, r: float = 1.0, g: float = 1.0, b: float = 1.0) -> torch.Tensor:
+    """Multiply linear R, G, B by the given gains (b > 1: a blue cast; r > 1, b < 1: yellow/warm)."""
+    gains = torch.tensor([r, g, b], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return linear_to_srgb(srgb_to_linear(image) * gains)
+
+
+def low_contrast(image: torch.Tensor, factor: float = 0.6) -> torch.Tensor:
+    """Compress tones toward mid-grey: out = 0.5 + factor * (in - 0.5)."""
+    return (0.5 + factor * (image - 0.5)).clamp(0, 1)
+
+
+def add_noise(image: torch.Tensor, sigma: float = 0.03, seed: int = 0) -> torch.Tensor:
+    """Additive Gaussian noise of standard deviation `sigma` (seeded, reproducible)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(image.shape, generator=g, dtype=image.dtype).to(image.device)
+    return (image + sigma * noise).clamp(0, 1)
+
+
+def haze(image: torch.Tensor, transmission: float = 0.6, airlight: float = 0.9) -> torch.Tensor:
+    """Koschmieder haze with constant transmission: I = J*t + A*(1-t)."""
+    return (image * transmission + airlight * (1 - transmission)).clamp(0, 1)
+
+
+def desaturate(image: torch.Tensor, amount: float = 0.5) -> torch.Tensor:
+    """Blend toward Rec.709 luma grey by `amount` (1 = black and white)."""
+    w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    grey = (image * w).sum(1, keepdim=True)
+    return (image + amount * (grey - image)).clamp(0, 1)
