@@ -1,0 +1,507 @@
+"""Goals: an instruction turned into named intents and measurable targets on the image's stats.
+
+``parse_goal("brighten it and fix the blue cast, a bit more contrast", stats)`` splits
+the instruction into clauses, maps each to intents (see ``agent/intents.py``), settles
+ambiguous ones with the measurements ("fix the exposure" on a dark photo means
+brighten) and turns every intent into targets on ``tools.analysis.Stats`` fields,
+computed from the ORIGINAL's stats. Clauses it cannot map are listed in
+``Goal.unmapped``: reported, never silently turned into edits.
+
+Target table (m = the original's value of the metric in question, d = degree: 0.5 "a
+bit", 1, 2 "much"; guard targets, weight 0.5, keep an edit from fixing one thing by
+breaking another). Targets on one metric from several intents are intersected.
+
+================== ================================================================
+intent             targets
+================== ================================================================
+brighten           mean_L in [min(m+8d, max(70, m+2)), max(75, low+4)];
+                   "+N stops": mean_L = L*(Y(m) * 2**N) +- 3 (mean luminance scaled),
+                   "N% brighter": the same with a ratio 1 + N/100;
+                   guard: clipped highlights <= max(2, m+0.5) %
+darken             mirror of brighten: mean_L in [min(20, high-4), max(m-8d, min(30, m-2))];
+                   guard: clipped shadows <= max(2, m+0.5) %
+fix_exposure       mean_L in [45, 62]; guards: clipped highlights <= 2 %,
+                   clipped shadows <= max(2, m) %. Named brighten/darken when m is outside
+more_contrast      rms_contrast in [m(1+.75r), m(1+1.5r)] (at least 15 % wide, at most 0.5),
+                   r = 0.2d or the "N%" asked;
+                   without a percentage at least min(m+0.03d, 0.18); guards: clipping
+                   <= max(3, m+1) % at both ends
+less_contrast      rms_contrast in [m(1-1.5r), m(1-.75r)]
+warmer / cooler    cast_b moved by 6d b* units: in [b+4.2d, b+9.6d] (cooler: negated)
+neutralize_cast    cast <= 3 (a*/b* of near-neutral pixels, hypot)
+more_saturation    mean_saturation in [m(1+.75r), m(1+1.6r)], r = 0.25d or "N%";
+                   without a percentage at least m+0.02d
+less_saturation    mean_saturation in [m(1-1.5r), m(1-.75r)]
+black_and_white    mean_saturation <= 0.02; guard: colorfulness <= 3
+denoise            noise_sigma <= m * max(0.25, 1-0.4d)  (60 % of the original at d=1)
+sharpen            sharpness >= m(1+0.3d)   (variance of Laplacian)
+soften             sharpness <= m(1-0.3 min(d, 2))
+dehaze             rms_contrast >= m(1+0.15d); guards: p05_L <= max(p05-5d, min(p05, 5)),
+                   colorfulness >= m(1+0.1d)
+lift_shadows       p05_L >= min(p05+6d, max(30, p05+1)); guards: clipped shadows
+                   <= max(0.5, m/2) %, p95_L <= p95+3
+recover_highlights clipped highlights <= min(2, max(0.3, 0.4m)) %; guards: p99_L <= p99-2d,
+                   mean_L >= m-8
+match_reference    from the reference's stats: mean_L +-4, cast_a/cast_b +-3,
+                   mean_saturation and rms_contrast +-15 % (at least +-0.03 / +-0.02)
+fix_color          neutralize_cast when cast >= 3, more_saturation when the colours are
+                   dull (mean_saturation < 0.12), else neutralize_cast
+enhance            whatever the measurements flag: exposure outside [42, 65] or > 3 %
+                   clipped highlights, cast > 12, rms_contrast < 0.14, dull colour
+                   (mean_saturation < 0.12), noise_sigma > 0.02
+================== ================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+from agent import intents as _intents
+
+if TYPE_CHECKING:
+    from tools.analysis import Stats
+
+# metric -> (absolute scale, relative scale, name): distance = gap / max(abs, rel*|bound|),
+# so one "unit" of distance is a comparable, clearly visible miss on every metric.
+METRICS: dict[str, tuple[float, float, str]] = {
+    "width": (100.0, 0.0, "width"),
+    "height": (100.0, 0.0, "height"),
+    "mean_L": (10.0, 0.0, "mean L*"),
+    "median_L": (10.0, 0.0, "median L*"),
+    "p01_L": (10.0, 0.0, "1st percentile L*"),
+    "p05_L": (10.0, 0.0, "5th percentile L*"),
+    "p95_L": (10.0, 0.0, "95th percentile L*"),
+    "p99_L": (10.0, 0.0, "99th percentile L*"),
+    "clipped_shadows_pct": (2.0, 0.0, "clipped shadows %"),
+    "clipped_highlights_pct": (2.0, 0.0, "clipped highlights %"),
+    "rms_contrast": (0.05, 0.0, "RMS contrast"),
+    "colorfulness": (10.0, 0.0, "colourfulness"),
+    "cast_a": (5.0, 0.0, "cast a*"),
+    "cast_b": (5.0, 0.0, "cast b*"),
+    "cast": (5.0, 0.0, "colour cast"),
+    "mean_saturation": (0.1, 0.0, "mean saturation"),
+    "noise_sigma": (0.002, 0.5, "noise sigma"),
+    "sharpness": (1e-9, 0.5, "sharpness"),
+    "dynamic_range": (1.0, 0.0, "dynamic range (stops)"),
+    "ssim_ref": (0.05, 0.0, "SSIM to the reference"),
+    "delta_e_ref": (3.0, 0.0, "mean deltaE to the reference"),
+}
+# pairs of intents that cannot both hold: of the two, the one asked later wins
+_PAIRS = [("brighten", "darken"), ("more_contrast", "less_contrast"), ("warmer", "cooler"),
+          ("more_saturation", "less_saturation"), ("sharpen", "soften"),
+          ("black_and_white", "more_saturation")]
+OPPOSITE: dict[str, set[str]] = {}
+for _a, _b in _PAIRS:
+    OPPOSITE.setdefault(_a, set()).add(_b)
+    OPPOSITE.setdefault(_b, set()).add(_a)
+EXPOSURE_OK = (45.0, 62.0)
+CAST_OK = 3.0
+
+
+def _fmt(x: float) -> str:
+    if abs(x) >= 100:
+        return f"{x:.0f}"
+    if abs(x) >= 1:
+        return f"{x:.1f}".removesuffix(".0")
+    return f"{x:.3g}"
+
+
+def lstar(y: float) -> float:
+    """CIE L* (0-100) of a relative luminance Y in [0, 1]."""
+    y = min(max(y, 0.0), 1.0)
+    return 116.0 * y ** (1 / 3) - 16.0 if y > 216 / 24389 else y * 24389 / 27
+
+
+def luminance_of(lstar_value: float) -> float:
+    """Relative luminance Y in [0, 1] of a CIE L* value."""
+    value = min(max(lstar_value, 0.0), 100.0)
+    return ((value + 16.0) / 116.0) ** 3 if value > 8 else value * 27 / 24389
+
+
+class Target(BaseModel):
+    """One measurable wish: a metric of the edited image and the range it should land in."""
+
+    metric: str = Field(description="a Stats field name, or ssim_ref / delta_e_ref")
+    op: Literal["between", ">=", "<="]
+    low: float | None = None
+    high: float | None = None
+    label: str = ""
+    weight: float = Field(1.0, gt=0, le=10)
+    intent: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> Target:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
+        need = {"between": ("low", "high"), ">=": ("low",), "<=": ("high",)}[self.op]
+        for name in need:
+            if getattr(self, name) is None:
+                raise ValueError(f"target on {self.metric} with op {self.op!r} needs {name}")
+        if self.op == "between" and self.low > self.high:  # type: ignore[operator]
+            raise ValueError(f"target on {self.metric}: low {self.low} > high {self.high}")
+        if not self.label:
+            self.label = self.describe()
+        return self
+
+    def describe(self) -> str:
+        name = METRICS[self.metric][2]
+        if self.op == "between":
+            return f"{name} between {_fmt(self.low)} and {_fmt(self.high)}"  # type: ignore[arg-type]
+        bound = self.low if self.op == ">=" else self.high
+        return f"{name} {self.op} {_fmt(bound)}"  # type: ignore[arg-type]
+
+    @property
+    def bounds(self) -> tuple[float, float]:
+        lo = self.low if self.op in ("between", ">=") and self.low is not None else -math.inf
+        hi = self.high if self.op in ("between", "<=") and self.high is not None else math.inf
+        return lo, hi
+
+    def met(self, value: float) -> bool:
+        lo, hi = self.bounds
+        return lo <= value <= hi
+
+    def distance(self, value: float) -> float:
+        """0 when met; otherwise the gap in units of the metric's scale (1 = a clear miss)."""
+        lo, hi = self.bounds
+        if value < lo:
+            gap, bound = lo - value, lo
+        elif value > hi:
+            gap, bound = value - hi, hi
+        else:
+            return 0.0
+        absolute, relative, _ = METRICS[self.metric]
+        return gap / max(absolute, relative * abs(bound))
+
+    def check(self, values: Stats | Mapping[str, float]) -> dict[str, Any]:
+        """label, metric, op, low, high, value, met, distance: one row of a progress report."""
+        v = value_of(values, self.metric)
+        return {"label": self.label, "metric": self.metric, "op": self.op, "low": self.low,
+                "high": self.high, "value": v, "met": self.met(v), "distance": self.distance(v)}
+
+
+def value_of(values: Stats | Mapping[str, float], metric: str) -> float:
+    """A metric from a Stats object or a plain mapping (which may add ssim_ref, delta_e_ref)."""
+    v = values.get(metric) if isinstance(values, Mapping) else getattr(values, metric, None)
+    if v is None:
+        raise KeyError(f"no value for metric {metric!r}: measure it (tools.analysis.measure) "
+                       "or pass it in the mapping")
+    return float(v)
+
+
+class Budget(BaseModel):
+    """How much the loop may spend on one goal."""
+
+    max_steps: int = Field(8, ge=1, le=1000)
+    max_seconds: float = Field(120.0, gt=0)
+    max_model_calls: int = Field(24, ge=0)
+    max_cost_usd: float | None = Field(None, ge=0)
+
+
+class Intent(BaseModel):
+    """One thing the user asked for, where it came from and how sure the parser is."""
+
+    name: str
+    degree: float = Field(1.0, gt=0, le=8, description="0.5 a bit, 1 default, 2 much")
+    source: Literal["embedding", "keyword", "rule", "measurement"]
+    confidence: float = Field(1.0, ge=0, le=1)
+    clause: str = ""
+    stops: float | None = Field(None, description="exact exposure change asked, in stops")
+    percent: float | None = Field(None, description="relative change asked, in percent")
+
+
+class Goal(BaseModel):
+    """Instruction text + intents + measurable targets + the structure lock and the budget."""
+
+    instruction: str
+    intents: list[Intent] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list)
+    reference: str | None = None
+    lock: float = Field(0.80, ge=0, le=1, description="minimum SSIM to the original")
+    budget: Budget = Field(default_factory=Budget)
+    unmapped: list[str] = Field(default_factory=list)
+    parser: Literal["embedding", "keyword"] = "embedding"
+    notes: list[str] = Field(default_factory=list)
+
+    def check(self, values: Stats | Mapping[str, float]) -> list[dict[str, Any]]:
+        return [t.check(values) for t in self.targets]
+
+    def met(self, values: Stats | Mapping[str, float]) -> bool:
+        return all(t.met(value_of(values, t.metric)) for t in self.targets)
+
+    def distance(self, values: Stats | Mapping[str, float]) -> float:
+        """Weighted sum of target distances: 0 when every target is met."""
+        return sum(t.weight * t.distance(value_of(values, t.metric)) for t in self.targets)
+
+    def to_json(self) -> str:
+        return self.model_dump_json()
+
+    @classmethod
+    def from_json(cls, text: str) -> Goal:
+        return cls.model_validate_json(text)
+
+
+# --- intents -> targets -------------------------------------------------------------------
+
+
+def _t(metric: str, lo: float | None, hi: float | None, intent: str, weight: float = 1.0,
+       label: str = "") -> Target:
+    op = "between" if lo is not None and hi is not None else (">=" if lo is not None else "<=")
+    t = Target(metric=metric, op=op, low=lo, high=hi, intent=intent, weight=weight)
+    if label:
+        t.label = f"{t.label} ({label})"
+    return t
+
+
+def _rel(intent: Intent, per_degree: float) -> tuple[float, str]:
+    """The relative change r asked: "N%" exactly, else per_degree * degree."""
+    if intent.percent is not None:
+        return intent.percent / 100.0, f"{_fmt(intent.percent)}% {'less' if 'less' in intent.name else 'more'} than the original's"
+    return per_degree * intent.degree, "from the original's"
+
+
+def _exposure_targets(s: Any, name: str) -> list[Target]:
+    return [
+        _t("mean_L", *EXPOSURE_OK, name),
+        _t("clipped_highlights_pct", None, 2.0, name, 0.5),
+        _t("clipped_shadows_pct", None, max(2.0, s.clipped_shadows_pct) if s else 2.0, name, 0.5),
+    ]
+
+
+def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
+    """The targets of one intent, computed from the original's stats `s` (see the module table)."""
+    n, d = intent.name, intent.degree
+    if n in ("fix_exposure",):
+        return _exposure_targets(s, n)
+    if n == "neutralize_cast":
+        return [_t("cast", None, CAST_OK, n)]
+    if n == "black_and_white":
+        return [_t("mean_saturation", None, 0.02, n), _t("colorfulness", None, 3.0, n, 0.5)]
+    if n == "match_reference":
+        if ref is None:
+            return []
+        sat, con = ref.mean_saturation, ref.rms_contrast
+        why = "the reference's"
+        return [_t("mean_L", ref.mean_L - 4, ref.mean_L + 4, n, label=why),
+                _t("cast_a", ref.cast_a - 3, ref.cast_a + 3, n, label=why),
+                _t("cast_b", ref.cast_b - 3, ref.cast_b + 3, n, label=why),
+                _t("mean_saturation", max(0.0, sat - max(0.03, 0.15 * sat)),
+                   sat + max(0.03, 0.15 * sat), n, label=why),
+                _t("rms_contrast", max(0.0, con - max(0.02, 0.15 * con)),
+                   con + max(0.02, 0.15 * con), n, label=why)]
+    if s is None:
+        return []
+    m = s.mean_L
+    if n in ("brighten", "darken") and (intent.stops is not None or intent.percent is not None):
+        if intent.stops is not None:
+            ratio, why = 2.0 ** intent.stops, f"{intent.stops:+g} stop from {_fmt(m)}"
+        else:  # "10% brighter": the mean luminance scaled by 1.1
+            p = intent.percent / 100.0  # type: ignore[operator]
+            ratio = 1 + p if n == "brighten" else max(0.05, 1 - p)
+            why = f"{intent.percent:g}% {'more' if n == 'brighten' else 'less'} light than {_fmt(m)}"
+        goal = lstar(luminance_of(m) * ratio)
+        return [_t("mean_L", max(0.0, goal - 3), min(100.0, goal + 3), n, label=why)]
+    if n == "brighten":
+        lo = min(m + 8 * d, max(70.0, m + 2))
+        return [_t("mean_L", lo, max(75.0, lo + 4), n, label=f"up from {_fmt(m)}"),
+                _t("clipped_highlights_pct", None, max(2.0, s.clipped_highlights_pct + 0.5), n, 0.5)]
+    if n == "darken":
+        hi = max(m - 8 * d, min(30.0, m - 2))
+        return [_t("mean_L", min(20.0, hi - 4), hi, n, label=f"down from {_fmt(m)}"),
+                _t("clipped_shadows_pct", None, max(2.0, s.clipped_shadows_pct + 0.5), n, 0.5)]
+    if n in ("more_contrast", "less_contrast", "dehaze"):
+        c = s.rms_contrast
+        r, why = _rel(intent, 0.15 if n == "dehaze" else 0.2)
+        why = f"{why} {_fmt(c)}"
+        if n == "less_contrast":
+            r = min(r, 0.6)
+            return [_t("rms_contrast", c * (1 - 1.5 * r), c * (1 - 0.75 * r), n, label=why)]
+        lo = c * (1 + (1.0 if n == "dehaze" else 0.75) * r)
+        if n == "dehaze":
+            p05 = s.p05_L
+            return [_t("rms_contrast", lo, None, n, label=why),
+                    _t("p05_L", None, max(p05 - 5 * d, min(p05, 5.0)), n, 0.5),
+                    _t("colorfulness", s.colorfulness * (1 + 0.1 * d), None, n, 0.5)]
+        if intent.percent is None:
+            lo = max(lo, min(c + 0.03 * d, 0.18))
+        hi = min(0.5, max(c * (1 + 1.5 * r), lo * 1.15))
+        return [_t("rms_contrast", lo, max(hi, lo + 1e-3), n, label=why),
+                _t("clipped_highlights_pct", None, max(3.0, s.clipped_highlights_pct + 1), n, 0.5),
+                _t("clipped_shadows_pct", None, max(3.0, s.clipped_shadows_pct + 1), n, 0.5)]
+    if n in ("warmer", "cooler"):
+        b = s.cast_b
+        step = 6.0 * (intent.percent / 20.0 if intent.percent is not None else d)
+        why = f"from {_fmt(b)}"
+        if n == "warmer":
+            return [_t("cast_b", b + 0.7 * step, b + 1.6 * step, n, label=why)]
+        return [_t("cast_b", b - 1.6 * step, b - 0.7 * step, n, label=why)]
+    if n in ("more_saturation", "less_saturation"):
+        sat = s.mean_saturation
+        r, why = _rel(intent, 0.25)
+        why = f"{why} {_fmt(sat)}"
+        if n == "less_saturation":
+            r = min(r, 0.6)
+            return [_t("mean_saturation", sat * (1 - 1.5 * r), sat * (1 - 0.75 * r), n, label=why)]
+        lo = sat * (1 + 0.75 * r)
+        if intent.percent is None:
+            lo = max(lo, sat + 0.02 * d)
+        return [_t("mean_saturation", lo, min(1.0, max(sat * (1 + 1.6 * r), lo + 0.02)), n,
+                   label=why)]
+    if n == "denoise":
+        f = max(0.25, 1 - 0.4 * d)
+        return [_t("noise_sigma", None, s.noise_sigma * f, n,
+                   label=f"{f:.0%} of the original's {_fmt(s.noise_sigma)}")]
+    if n == "sharpen":
+        return [_t("sharpness", s.sharpness * (1 + 0.3 * d), None, n,
+                   label=f"+{0.3 * d:.0%} over the original's")]
+    if n == "soften":
+        return [_t("sharpness", None, s.sharpness * (1 - 0.3 * min(d, 2.0)), n)]
+    if n == "lift_shadows":
+        p05 = s.p05_L
+        return [_t("p05_L", min(p05 + 6 * d, max(30.0, p05 + 1)), None, n,
+                   label=f"up from {_fmt(p05)}"),
+                _t("clipped_shadows_pct", None, max(0.5, s.clipped_shadows_pct / 2), n, 0.5),
+                _t("p95_L", None, min(100.0, s.p95_L + 3), n, 0.5)]
+    if n == "recover_highlights":
+        clip = s.clipped_highlights_pct
+        return [_t("clipped_highlights_pct", None, min(2.0, max(0.3, 0.4 * clip)), n),
+                _t("p99_L", None, s.p99_L - 2 * d, n, 0.5),
+                _t("mean_L", m - 8, None, n, 0.5)]
+    return []
+
+
+def merge_targets(targets: list[Target]) -> tuple[list[Target], list[str]]:
+    """One target per metric: ranges intersected; on a clash the heavier (then earlier) wins."""
+    merged: dict[str, Target] = {}
+    clashes: list[str] = []
+    for t in sorted(targets, key=lambda t: -t.weight):
+        have = merged.get(t.metric)
+        if have is None:
+            merged[t.metric] = t
+            continue
+        (lo1, hi1), (lo2, hi2) = have.bounds, t.bounds
+        lo, hi = max(lo1, lo2), min(hi1, hi2)
+        if lo > hi:
+            if t.weight >= 1:
+                clashes.append(f"'{t.label}' conflicts with '{have.label}'; kept the latter")
+            continue
+        merged[t.metric] = _t(t.metric, None if lo == -math.inf else lo,
+                              None if hi == math.inf else hi, have.intent or "",
+                              max(have.weight, t.weight))
+        merged[t.metric].label = f"{merged[t.metric].label} ({have.intent} + {t.intent})"
+    first: dict[str, int] = {}
+    for i, t in enumerate(targets):
+        first.setdefault(t.metric, i)
+    return sorted(merged.values(), key=lambda t: first[t.metric]), clashes
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
+    """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
+    n = intent.name
+    if s is None:
+        if n == "fix_color":
+            return [(intent.model_copy(update={"name": "neutralize_cast"}), "neutralize_cast")]
+        if n == "enhance":
+            return [(intent.model_copy(update={"name": k}), k)
+                    for k in ("fix_exposure", "neutralize_cast")]
+        return [(intent, n)]
+    measured = {"source": "measurement"}
+    if n == "fix_exposure":
+        m = s.mean_L
+        name = "brighten" if m < EXPOSURE_OK[0] else "darken" if m > EXPOSURE_OK[1] else n
+        return [(intent.model_copy(update={"name": name, **measured}), "fix_exposure")]
+    if n == "fix_color":
+        name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
+        return [(intent.model_copy(update={"name": name, **measured}), name)]
+    if n == "enhance":
+        found: list[tuple[Intent, str]] = []
+        if not 42 <= s.mean_L <= 65 or s.clipped_highlights_pct > 3:
+            found += _resolve(intent.model_copy(update={"name": "fix_exposure"}), s)
+        # measured casts of 15+ are common in warm-lit photos that look right: only a
+        # strong one is a defect worth fixing unasked
+        checks = [("neutralize_cast", s.cast > 12), ("more_contrast", s.rms_contrast < 0.14),
+                  ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3),
+                  ("denoise", s.noise_sigma > 0.02)]
+        found += [(intent.model_copy(update={"name": k, **measured}), k) for k, bad in checks if bad]
+        return found or [(intent.model_copy(update=measured), "enhance")]
+    return [(intent, n)]
+
+
+def parse_goal(
+    text: str,
+    stats: Stats | None = None,
+    *,
+    reference_stats: Stats | None = None,
+    reference: str | None = None,
+    lock: float = 0.8,
+    budget: Budget | None = None,
+) -> Goal:
+    """Everyday instruction -> Goal with intents and targets computed from the original's stats.
+
+    Without `stats` only absolute targets are set (exposure range, cast, monochrome);
+    relative ones ("brighter", "more contrast") need the original's measurements.
+    """
+    model = _intents.embedder()
+    notes: list[str] = []
+    if model is None:
+        why = _intents.embedder_problem() or "not loaded"
+        notes.append(f"embedding model unavailable ({why}); keyword parser used")
+    clauses = _intents.split_clauses(text)
+    if not clauses:
+        clauses = ["enhance"]
+        notes.append("empty instruction: general enhancement by measurement")
+    matches: list[_intents.Match] = []
+    unmapped: list[str] = []
+    previous = None
+    for clause in clauses:
+        m = _intents.match_clause(clause, previous, model)
+        if m is None:
+            unmapped.append(clause)
+        elif not m.intents:
+            notes.append(f"'{clause}': read as 'leave it as it is' (no edit, no target)")
+        else:
+            matches.append(m)
+            previous = m
+
+    resolved: list[tuple[Intent, str]] = []
+    for m in matches:
+        for name in m.intents:
+            intent = Intent(name=name, degree=m.degree, source=m.source,
+                            confidence=min(1.0, m.confidence), clause=m.clause,
+                            stops=m.stops if name in ("brighten", "darken") else None,
+                            percent=m.percent)
+            resolved += _resolve(intent, stats)
+
+    # one intent per name (the strongest degree); of two opposites the later wins
+    kept: dict[str, tuple[Intent, str]] = {}
+    for intent, kind in resolved:
+        for other in OPPOSITE.get(intent.name, set()) & kept.keys():
+            notes.append(f"'{intent.clause}' ({intent.name}) overrides '{kept[other][0].clause}' "
+                         f"({other})")
+            del kept[other]
+        have = kept.get(intent.name)
+        if have is None or intent.degree > have[0].degree or intent.stops is not None:
+            kept[intent.name] = (intent, kind)
+
+    targets: list[Target] = []
+    for intent, kind in kept.values():
+        got = targets_for(intent.model_copy(update={"name": kind}), stats, reference_stats)
+        for t in got:
+            t.intent = intent.name
+        targets += got
+        if kind == "match_reference" and reference_stats is None:
+            unmapped.append(f"{intent.clause} (no reference image was measured: nothing to match)")
+        elif kind == "enhance":
+            notes.append("enhance: the measurements show nothing to fix")
+        elif not got:
+            notes.append(f"{intent.name}: targets need the original's measurements (no stats given)")
+    targets, clashes = merge_targets(targets)
+    return Goal(instruction=text, intents=[i for i, _ in kept.values()], targets=targets,
+                reference=reference, lock=lock, budget=budget or Budget(), unmapped=unmapped,
+                parser="embedding" if model is not None else "keyword", notes=notes + clashes)
