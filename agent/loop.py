@@ -20,6 +20,7 @@ from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, Too
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
+from agent.goals import Budget
 from agent.protocol import Attempt, PlanState, render_state
 from agent.state import EditSession, Version
 from tools.registry import ToolError, all_tools, get, to_langchain
@@ -34,16 +35,6 @@ When every target is met, or nothing more would help, answer without tool calls 
 
 MAX_FAILED_TURNS = 3
 SCORE_TOLERANCE = 1e-3  # a step must not lower the combined score by more than this
-
-
-@dataclass
-class Budget:
-    """Hard limits of one run (any None = unlimited)."""
-
-    max_steps: int | None = 8
-    max_seconds: float | None = 120.0
-    max_model_calls: int | None = 24
-    max_cost_usd: float | None = None
 
 
 @dataclass

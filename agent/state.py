@@ -58,7 +58,8 @@ class EditSession:
     def __post_init__(self) -> None:
         self.original_full = self.original_full.detach()
         preview = preview_of(self.original_full, self.preview_size)
-        self.versions["v0"] = Version("v0", preview, Recipe(), note="original")
+        size = (int(preview.shape[-1]), int(preview.shape[-2]))
+        self.versions["v0"] = Version("v0", preview, Recipe(size=size), note="original")
 
     @property
     def original(self) -> torch.Tensor:

@@ -200,6 +200,8 @@ def _nlm_torch(x: torch.Tensor, h: float) -> torch.Tensor:
 class Sharpen(Params):
     """Sharpen fine detail and edges (unsharp mask), e.g. to crisp up a soft photo or a downsized export."""
 
+    PIXEL_FIELDS = ("radius",)
+
     amount: float = Field(
         0.0,
         ge=0,
@@ -239,6 +241,8 @@ def sharpen(image: torch.Tensor, p: Sharpen) -> torch.Tensor:
 
 class Blur(Params):
     """Soften the whole image with a Gaussian blur (use a mask to blur only a background)."""
+
+    PIXEL_FIELDS = ("sigma",)
 
     sigma: float = Field(
         0.0, ge=0, le=50, description="blur radius (Gaussian sigma) in pixels; 0 = off"
@@ -324,6 +328,8 @@ def clarity(image: torch.Tensor, p: Clarity) -> torch.Tensor:
 
 class Dehaze(Params):
     """Cut through haze, fog or smog and restore contrast and colour to distant scenery; negative adds haze."""
+
+    PIXEL_FIELDS = ("patch",)
 
     amount: float = Field(
         0.0, ge=-1, le=1, description="1 removes most haze, 0 = off, negative adds a veil of haze"

@@ -59,6 +59,10 @@ class Recipe(BaseModel):
     masks: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description='mask name -> source, e.g. {"path": "sky.png"}'
     )
+    size: tuple[int, int] | None = Field(
+        None, description="(width, height) of the image the recipe was made on; pixel-sized "
+        "params (blur sigma, sharpen radius, ...) scale with the image on replay"
+    )
 
     def then(self, tool: str, params: Params | dict[str, Any] | None = None, mask: str | None = None) -> Recipe:
         """A new recipe with one more (validated) step; recipes are values."""
@@ -112,6 +116,9 @@ def apply_recipe(
     """
     masks = masks or {}
     out = image
+    factor = 1.0
+    if recipe.size is not None:
+        factor = max(image.shape[-2:]) / max(recipe.size)
     pending: list[tuple[Tool, Params]] = []
 
     def flush() -> None:
@@ -128,6 +135,7 @@ def apply_recipe(
             tool, params = step.resolve()
         except ToolError as exc:
             raise RecipeError(f"step {i}: {exc}") from None
+        params = params.scaled(factor)
         if tool.read_only:
             continue
         if tool.per_channel and step.mask is None:

@@ -21,6 +21,25 @@ class Params(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     VERSION: ClassVar[int] = 1
+    # Fields measured in pixels: scaled when a recipe made on a preview is replayed larger.
+    PIXEL_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def scaled(self, factor: float) -> Params:
+        """These params for an image `factor` times larger (pixel fields scaled, kept in bounds)."""
+        if factor == 1 or not self.PIXEL_FIELDS:
+            return self
+        update: dict[str, Any] = {}
+        for name in self.PIXEL_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                continue
+            meta = {type(m).__name__: m for m in type(self).model_fields[name].metadata}
+            new = value * factor
+            lo, hi = getattr(meta.get("Ge"), "ge", None), getattr(meta.get("Le"), "le", None)
+            new = max(lo, new) if lo is not None else new
+            new = min(hi, new) if hi is not None else new
+            update[name] = round(new) if isinstance(value, int) else new
+        return self.model_copy(update=update)
 
     @classmethod
     def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:

@@ -95,7 +95,7 @@ def test_a_crashing_model_ends_the_run_with_the_best_so_far(dark) -> None:
 
 def test_the_result_is_the_best_version_not_the_last(dark) -> None:
     # the second step overshoots but stays within tolerance of the lock; best must still win
-    session, model, res = _run(dark, [say(call("exposure", stops=1.5)), say(call("saturation", saturation=-100)), say()],
+    session, model, res = _run(dark, [say(call("exposure", stops=1.5)), say(call("saturation", amount=-100)), say()],
                                instruction="brighten it")
     assert res.best.score.combined == max(v.score.combined for v in session.versions.values())
 

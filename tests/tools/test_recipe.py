@@ -12,7 +12,7 @@ from tools.registry import ToolError
 
 def _tone_chain() -> Recipe:
     return (Recipe().then("exposure", {"stops": 0.7}).then("gamma", {"gamma": 1.2})
-            .then("white_balance", {"temperature": 20}).then("saturation", {"saturation": 15})
+            .then("white_balance", {"temperature": 20}).then("saturation", {"amount": 15})
             .then("levels", {"black": 0.03, "white": 0.95}))
 
 
@@ -62,3 +62,13 @@ def test_bad_recipes_name_the_problem() -> None:
         apply_recipe(sample(), Recipe(steps=[Step(tool="exposure", params={"stops": 1}, mask="sky")]))
     with pytest.raises(ToolError):
         Recipe().then("exposure", {"stops": "lots"})
+
+
+def test_pixel_sized_params_scale_when_a_preview_recipe_is_replayed_larger() -> None:
+    big = sample("astronaut", (192, 128))
+    small = sample("astronaut", (96, 64))
+    r = Recipe(size=(96, 64)).then("blur", {"sigma": 1.0})
+    out_big = apply_recipe(big, r)
+    expected = apply_recipe(big, Recipe().then("blur", {"sigma": 2.0}))
+    assert torch.allclose(out_big, expected, atol=1e-6)
+    assert torch.allclose(apply_recipe(small, r), apply_recipe(small, Recipe().then("blur", {"sigma": 1.0})))
