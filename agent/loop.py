@@ -281,7 +281,8 @@ def _dump(obj: Any) -> dict[str, Any] | None:
 
 
 def _key_metrics(v: Version) -> dict[str, float]:
-    keys = ("mean_L", "rms_contrast", "cast_a", "cast_b", "mean_saturation", "noise_sigma", "sharpness")
+    keys = ("mean_L", "p05_L", "p95_L", "clipped_shadows_pct", "clipped_highlights_pct", "rms_contrast",
+            "colorfulness", "cast_a", "cast_b", "mean_saturation", "noise_sigma", "sharpness")
     d = _floats(v.stats)
     out = {k: d[k] for k in keys if k in d}
     if v.score is not None:
