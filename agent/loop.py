@@ -91,7 +91,7 @@ def run_loop(
     from agent.scoring import score_version
     from tools.analysis import describe_delta, measure
 
-    budget = budget or Budget()
+    budget = budget or getattr(goal, "budget", None) or Budget()
     t0 = time.perf_counter()
     counters = {"calls": 0, "in": 0, "out": 0, "steps": 0, "turns": 0, "failed_turns": 0}
     trace: list[TraceEntry] = []

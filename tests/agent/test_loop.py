@@ -44,8 +44,8 @@ def test_a_good_plan_meets_the_targets_and_stops(dark) -> None:
 def test_errors_come_back_as_observations_and_the_loop_goes_on(dark) -> None:
     malformed = AIMessage(content="", invalid_tool_calls=[
         {"name": "exposure", "args": "{stops: oops", "id": "bad1", "error": "not JSON", "type": "invalid_tool_call"}])
-    script = [malformed, say(call("sharpenn", amount=1)), say(call("exposure", stops=9)),
-              say(call("exposure", stops=1.5)), say()]
+    script = [malformed, say(call("sharpenn", amount=1)), say(call("exposure", stops=0.7)),
+              say(call("exposure", stops=9)), say(call("exposure", stops=0.8)), say()]
     session, model, res = _run(dark, script)
     errors = [e.reason for e in res.trace if e.outcome == "error"]
     assert any("malformed tool call" in r for r in errors)
@@ -115,5 +115,5 @@ def test_pixels_never_travel_in_tool_text(dark) -> None:
 
 
 def test_network_is_guarded_in_tests() -> None:
-    with pytest.raises(Exception, match="(?i)block|not allowed|refused"):
+    with pytest.raises(Exception, match="(?i)tried to use socket"):
         socket.create_connection(("93.184.216.34", 80), timeout=1)
