@@ -24,7 +24,7 @@ def main() -> None:
     from tools.io import load_image, save_image, to_tensor
 
     OUT.mkdir(parents=True, exist_ok=True)
-    clean = to_tensor(np.ascontiguousarray(skimage.data.chelsea()))
+    clean = to_tensor(np.ascontiguousarray(skimage.data.astronaut()))
     bad = color_cast(underexpose(low_contrast(clean, 0.8), 1.3), r=0.85, b=1.25)
     save_image(clean, OUT / "clean.png")
     save_image(bad, OUT / "before.png")

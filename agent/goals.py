@@ -22,7 +22,8 @@ darken             mirror of brighten: mean_L in [min(20, high-4), max(m-8d, min
                    guard: clipped shadows <= max(2, m+0.5) %
 fix_exposure       mean_L in [45, 62]; guards: clipped highlights <= 2 %,
                    clipped shadows <= max(2, m) %. Named brighten/darken when m is outside
-more_contrast      rms_contrast in [m(1+.75r), m(1+1.5r)] (at least 15 % wide, at most 0.5),
+more_contrast      rms_contrast in [m(1+.75r), m(1+1.5r)] (at least 15 % wide, at most 0.5)
+                   when a percentage is asked, else in [lo, max(0.32, 1.15 lo)],
                    r = 0.2d or the "N%" asked;
                    without a percentage at least min(m+0.03d, 0.18); guards: clipping
                    <= max(3, m+1) % at both ends
@@ -327,7 +328,9 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
                     _t("colorfulness", s.colorfulness * (1 + 0.1 * d), None, n, 0.5)]
         if intent.percent is None:
             lo = max(lo, min(c + 0.03 * d, 0.18))
-        hi = min(0.5, max(c * (1 + 1.5 * r), lo * 1.15))
+        # Without a number asked, only harsh contrast caps it: fixing the exposure of a dark
+        # photo raises its contrast too, and "more contrast" must never end in less.
+        hi = min(0.5, max(c * (1 + 1.5 * r), lo * 1.15)) if intent.percent is not None else max(0.32, lo * 1.15)
         return [_t("rms_contrast", lo, max(hi, lo + 1e-3), n, label=why),
                 _t("clipped_highlights_pct", None, max(3.0, s.clipped_highlights_pct + 1), n, 0.5),
                 _t("clipped_shadows_pct", None, max(3.0, s.clipped_shadows_pct + 1), n, 0.5)]
