@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from agent.errors import UserError
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 CSV_FIELDS = ["file", "status", "output", "targets_met", "targets_total", "structure", "mean_L_before",
               "mean_L_after", "cast_before", "cast_after", "steps", "seconds", "stop_reason", "error"]
@@ -37,12 +39,12 @@ def run_batch(
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
-        raise FileNotFoundError(f"input folder {in_dir} does not exist")
+        raise UserError(f"input folder {in_dir} does not exist")
     if out_dir.exists() and out_dir.resolve() == in_dir.resolve():
-        raise ValueError(f"output folder {out_dir} is the input folder; choose another so originals stay untouched")
+        raise UserError(f"output folder {out_dir} is the input folder; choose another so originals stay untouched")
     files = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {in_dir}")
+        raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {in_dir}")
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(path: Path) -> dict[str, Any]:

@@ -16,6 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from agent.errors import UserError
+
 app = typer.Typer(
     name="imagent",
     help="An agent that edits photos with typed, measurable tools.",
@@ -25,12 +27,8 @@ app = typer.Typer(
 )
 # Piped output (CI logs, `make demo | tee`) gets a readable width instead of 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=150)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # one line, however long
 _STATE = {"debug": False}
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one line."""
 
 
 @app.callback()

@@ -1,0 +1,141 @@
+"""The `imagent` command line as a user runs it: one clear line on errors, files as promised."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.cli import main
+from evals.degrade import color_cast, underexpose
+from tests.helpers import sample
+from tools.io import load_image, save_image
+
+
+def run(args: list[str], capsys) -> tuple[int, str, str]:
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture
+def dark_png(tmp_path: Path) -> Path:
+    p = tmp_path / "dark.png"
+    save_image(color_cast(underexpose(sample("astronaut", (96, 72)), 1.3), r=0.9, b=1.2), p)
+    return p
+
+
+def test_tools_lists_every_tool_and_json_is_strict(capsys) -> None:
+    code, out, _ = run(["tools"], capsys)
+    assert code == 0 and "exposure" in out and "white_balance" in out
+    code, out, _ = run(["tools", "--json"], capsys)
+    specs = json.loads(out)
+    assert code == 0 and all(s["function"]["strict"] for s in specs)
+    assert {s["function"]["name"] for s in specs} >= {"exposure", "curves", "dehaze", "measure"}
+
+
+def test_info_shows_size_depth_and_stats(dark_png: Path, capsys) -> None:
+    code, out, _ = run(["info", str(dark_png)], capsys)
+    assert code == 0 and "96x72" in out and "8-bit" in out and "mean_L" in out
+    code, out, _ = run(["info", "--json", str(dark_png)], capsys)
+    data = json.loads(out)
+    assert data["stats"]["mean_L"] < 40 and data["bit_depth"] == 8
+
+
+def test_apply_replays_a_recipe_and_refuses_to_overwrite_the_input(dark_png: Path, tmp_path: Path, capsys) -> None:
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [{"tool": "exposure", "params": {"stops": 1.3}}]}))
+    out = tmp_path / "out.png"
+    code, stdout, _ = run(["apply", str(recipe), str(dark_png), "-o", str(out)], capsys)
+    assert code == 0 and out.exists()
+    assert load_image(out).image.mean() > load_image(dark_png).image.mean() + 0.1
+    before = dark_png.read_bytes()
+    code, _, err = run(["apply", str(recipe), str(dark_png), "-o", str(dark_png)], capsys)
+    assert code == 2 and "refusing to overwrite the original" in err and "Traceback" not in err
+    assert dark_png.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "setup, args, message",
+    [
+        ("text", ["info", "{p}"], "not"),
+        ("missing", ["info", "{p}"], "no such file|does not exist|not found"),
+        ("badrecipe", ["apply", "{r}", "{img}", "-o", "{o}"], "step 1: unknown tool 'sharpenn'"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(setup, args, message, tmp_path: Path, dark_png: Path, capsys) -> None:
+    p = tmp_path / "x.png"
+    if setup == "text":
+        p.write_text("hello, not an image")
+    r = tmp_path / "r.json"
+    r.write_text('{"steps": [{"tool": "sharpenn"}]}')
+    argv = [a.format(p=p, r=r, img=dark_png, o=tmp_path / "o.png") for a in args]
+    code, _, err = run(argv, capsys)
+    assert code != 0
+    assert "Traceback" not in err
+    import re
+
+    assert re.search(message, err, re.I), err
+
+
+def test_edit_writes_output_recipe_and_trace_and_meets_the_goal(dark_png: Path, tmp_path: Path, capsys) -> None:
+    out, rec, trace = tmp_path / "e.jpg", tmp_path / "e.json", tmp_path / "t.json"
+    code, stdout, err = run(["edit", str(dark_png), "-g", "fix the exposure and the blue cast", "-o", str(out),
+                             "--recipe", str(rec), "--trace", str(trace)], capsys)
+    assert code == 0, err
+    assert out.exists() and "targets met" in stdout
+    t = json.loads(trace.read_text())
+    assert t["score"]["targets_met"] == t["score"]["targets_total"] and t["steps"]
+    assert t["stats_after"]["mean_L"] > t["stats_before"]["mean_L"] + 10
+    # the written recipe replays to the same picture
+    code, _, _ = run(["apply", str(rec), str(dark_png), "-o", str(tmp_path / "again.png")], capsys)
+    again = load_image(tmp_path / "again.png").image
+    edited = load_image(out).image
+    assert (again - edited).abs().mean() < 0.02  # JPEG vs PNG of the same pixels
+
+
+def test_batch_finishes_the_rest_and_reports_a_corrupt_and_a_huge_file(tmp_path: Path, capsys) -> None:
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i, name in enumerate(["astronaut", "coffee"]):
+        save_image(underexpose(sample(name, (80, 60)), 1.2), src / f"ok{i}.png")
+    (src / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
+    save_image(torch.full((1, 3, 40, 40), 0.5), src / "huge.png")
+    snapshot = {p.name: p.read_bytes() for p in src.iterdir()}
+    code, out, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "1000"], capsys)
+    rows = {r["file"]: r for r in csv.DictReader((dst / "summary.csv").open())}
+    assert rows["huge.png"]["status"] == "unreadable" and "limit" in rows["huge.png"]["error"]
+    assert rows["corrupt.jpg"]["status"] == "unreadable"
+    # 80x60 = 4800 px is over 1000 too: give the good ones room and run again
+    code, out, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "5000"], capsys)
+    rows = {r["file"]: r for r in csv.DictReader((dst / "summary.csv").open())}
+    assert code == 0
+    assert rows["ok0.png"]["status"] == "ok" and rows["ok1.png"]["status"] == "ok"
+    assert rows["corrupt.jpg"]["status"] == "unreadable" and rows["huge.png"]["status"] == "ok"
+    assert (dst / "ok0.png").exists() and not (dst / "corrupt.jpg").exists()
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == snapshot, "originals untouched"
+
+
+def test_batch_refuses_to_write_into_the_input_folder(tmp_path: Path, capsys) -> None:
+    save_image(sample(), tmp_path / "a.png")
+    code, _, err = run(["batch", str(tmp_path), "-g", "brighten", "-o", str(tmp_path)], capsys)
+    assert code != 0 and "input folder" in err
+
+
+def test_console_script_help_is_fast_and_lists_commands() -> None:
+    exe = Path(sys.executable).with_name("imagent")
+    res = subprocess.run([str(exe), "--help"], capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0
+    for cmd in ("edit", "batch", "apply", "tools", "info"):
+        assert cmd in res.stdout
+    assert np is not None
