@@ -232,3 +232,18 @@ def test_cpu_and_cuda_agree(name: str) -> None:
     cpu = get(name)(img, ACTIVE[name])
     gpu = get(name)(img.cuda(), ACTIVE[name]).cpu()
     assert (cpu - gpu).abs().max() < 1e-3
+
+
+def test_auto_white_balance_gains_are_per_image() -> None:
+    a, b = _blue_cast(sample("astronaut")), sample("coffee")
+    awb = get("auto_white_balance")
+    both = awb(torch.cat([a, b]), {"strength": 0.8})
+    assert torch.allclose(both[:1], awb(a, {"strength": 0.8}), atol=1e-6)
+    assert torch.allclose(both[1:], awb(b, {"strength": 0.8}), atol=1e-6)
+
+
+def test_white_balance_fuses_into_the_recipe_lut() -> None:
+    from tools.recipe import fused_lut
+
+    img, tool, p = sample(), get("white_balance"), {"temperature": -35, "tint": 15}
+    assert (fused_lut([(tool, tool.validate(p))], img) - tool(img, p)).abs().max() < 1e-4
