@@ -175,15 +175,23 @@ def test_clahe_rejects_a_grid_larger_than_the_image() -> None:
         get("clahe")(sample(size=(20, 12)), {"tiles": 16})
 
 
-def test_equalize_spreads_lightness_and_keeps_colour() -> None:
-    flat = 0.35 + 0.3 * sample()
+def _chroma_cross(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Largest |(a - luma a) x (b - luma b)|: 0 when every pixel kept its chroma direction (hue)."""
+    ca, cb = a - cs.luminance(a), b - cs.luminance(b)
+    return float(torch.linalg.cross(ca, cb, dim=1).abs().max())
+
+
+def test_equalize_spreads_luma_and_keeps_hue() -> None:
+    flat = 0.35 + 0.3 * torch.cat([sample(), sample("coffee")])
     out = get("equalize")(flat, {"strength": 1})
-    l_in, l_out = _lab(flat)[:, 0], _lab(out)[:, 0]
-    assert float(l_out.std()) > 1.5 * float(l_in.std())
-    assert float(l_out.min()) < 5 and float(l_out.max()) > 90, "full range used"
-    assert float((_lab(out)[:, 1:] - _lab(flat)[:, 1:]).abs().mean()) < 1.5
+    y_in, y_out = cs.luminance(flat), cs.luminance(out)
+    assert float(y_out.std()) > 1.5 * float(y_in.std())
+    assert float(y_out.min()) < 0.05 and float(y_out.max()) > 0.95, "full range used"
+    cdf = torch.sort(y_out[1].flatten()).values  # equalised: the sorted lumas are a ramp
+    assert float((cdf - torch.linspace(0, 1, cdf.numel())).abs().max()) < 0.05
+    assert _chroma_cross(flat, out) < 1e-4
     half = get("equalize")(flat, {"strength": 0.5})
-    assert torch.allclose(_lab(half)[:, 0], (l_in + l_out) / 2, atol=0.5), "strength blends L*"
+    assert torch.allclose(cs.luminance(half), (y_in + y_out) / 2, atol=1e-3), "strength blends luma"
 
 
 # ----------------------------------------------------------------- curves
@@ -212,7 +220,7 @@ def test_pchip_matches_scipy() -> None:
     np.testing.assert_allclose(tone.pchip(x, pts).numpy(), ref, atol=1e-12)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=16))
 def test_curves_are_monotone_for_monotone_points(raw: list[tuple[float, float]]) -> None:
     xs = sorted({round(x, 4) for x, _ in raw})
@@ -249,11 +257,8 @@ def test_bad_curves_are_rejected_clearly(points: list, message: str) -> None:
 def test_luma_curve_changes_brightness_not_hue() -> None:
     img = sample()
     out = get("luma_curve")(img, {"points": [[0, 0], [0.5, 0.7], [1, 1]]})
-    y0, y1 = cs.luminance(img), cs.luminance(out)
-    assert float((y1 - y0).mean()) > 0.05
-    chroma_in, chroma_out = img - y0, out - y1
-    cross = torch.linalg.cross(chroma_in, chroma_out, dim=1).abs().amax(1)
-    assert float(cross.max()) < 1e-4, "chroma keeps its direction: hue unchanged"
+    assert float((cs.luminance(out) - cs.luminance(img)).mean()) > 0.05
+    assert _chroma_cross(img, out) < 1e-4, "chroma keeps its direction: hue unchanged"
 
 
 # ----------------------------------------------------------------- paths and LUT fusion
@@ -310,7 +315,7 @@ def test_clahe_gradient_reaches_the_input() -> None:
     [
         ("shadows_highlights", {"shadows": 70, "highlights": -70}, (64, 48), 1e-4),
         ("shadows_highlights", {"shadows": 70, "highlights": -70}, (320, 240), 1e-4),  # thumbnail path
-        ("equalize", {"strength": 1}, (64, 48), 5e-3),
+        ("equalize", {"strength": 1}, (64, 48), 1e-3),
     ],
 )
 def test_local_ops_paths_agree(name: str, params: dict, size: tuple[int, int], tol: float) -> None:
