@@ -242,8 +242,19 @@ def load_recipe_masks(rec: Any, base: Path, max_pixels: int) -> dict[str, Any]:
     return masks
 
 
+def _load_command_groups() -> None:
+    import importlib
+    import pkgutil
+
+    import agent.commands
+
+    for mod in sorted(m.name for m in pkgutil.iter_modules(agent.commands.__path__)):
+        importlib.import_module(f"agent.commands.{mod}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry: run the app, turning known errors into one line."""
+    _load_command_groups()
     from tools.registry import ToolError
 
     known: tuple[type[BaseException], ...] = (UserError, ToolError, FileNotFoundError)

@@ -97,7 +97,7 @@ CASES: dict[str, tuple[dict[str, Any], str, Callable[[np.ndarray], Any], str]] =
                lambda a: cv2.pow(cv2.max(cv2.multiply(cv2.subtract(a, 0.05), 1 / 0.9), 0), 1 / 1.2), "f32"),
     "whites_blacks": ({"whites": 30, "blacks": -20}, "cv2.LUT (uint8)", lambda u: cv2.LUT(u, _curve_lut()), "u8"),
     "shadows_highlights": ({"shadows": 40, "highlights": -30}, "gray, GaussianBlur, gain multiply", _shadows, "f32"),
-    "clahe": ({"clip_limit": 2.0}, "Lab + createCLAHE (uint8)", _clahe, "u8"),
+    "clahe": ({"clip_limit": 2.0, "strength": 1.0}, "Lab + createCLAHE (uint8)", _clahe, "u8"),
     "equalize": ({"strength": 1.0}, "YCrCb + equalizeHist (uint8)", _equalize, "u8"),
     "saturation": ({"amount": 30}, "HSV round trip, scale S", lambda a: _hsv_scale_s(a, 1.3), "f32"),
     "vibrance": ({"amount": 40}, "HSV round trip, scale S", lambda a: _hsv_scale_s(a, 1.3), "f32"),
