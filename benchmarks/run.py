@@ -79,6 +79,40 @@ def _vignette(a: np.ndarray) -> np.ndarray:
     return cv2.multiply(a, cv2.merge([m, m, m]))
 
 
+def _vibrance(a: np.ndarray) -> np.ndarray:
+    hsv = cv2.cvtColor(a, cv2.COLOR_RGB2HSV)
+    s = hsv[..., 1]
+    s *= 1 + 0.4 * (1 - s)  # dull colours boosted most
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _hsl(a: np.ndarray) -> np.ndarray:
+    """8 hue bands with triangular weights, per-band saturation and luminance gains."""
+    hsv = cv2.cvtColor(a, cv2.COLOR_RGB2HSV)
+    h = hsv[..., 0]
+    sat_gain = np.ones_like(h)
+    val_gain = np.ones_like(h)
+    for centre, ds, dv in ((0, 0, 0), (30, 0, 0.2), (60, 0, 0), (120, 0, 0), (180, 0, 0), (240, -0.4, 0),
+                           (270, 0, 0), (300, 0, 0)):
+        if ds == 0 and dv == 0:
+            continue
+        w = np.clip(1 - np.abs(((h - centre + 180) % 360) - 180) / 45, 0, 1)
+        sat_gain += ds * w
+        val_gain += dv * w
+    hsv[..., 1] *= sat_gain
+    hsv[..., 2] *= val_gain
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _split_toning(a: np.ndarray) -> np.ndarray:
+    y = cv2.cvtColor(a, cv2.COLOR_RGB2GRAY)
+    hi = cv2.merge([y, y, y])
+    lo = 1 - hi
+    tint_lo = cv2.multiply(lo, (-0.03, 0.0, 0.05, 0))
+    tint_hi = cv2.multiply(hi, (0.05, 0.02, -0.04, 0))
+    return cv2.add(cv2.add(a, tint_lo), tint_hi)
+
+
 def _curve_lut() -> np.ndarray:
     x = np.arange(256) / 255
     return np.clip(255 * (x + 0.3 * x * (1 - x)), 0, 255).astype(np.uint8)
@@ -100,16 +134,16 @@ CASES: dict[str, tuple[dict[str, Any], str, Callable[[np.ndarray], Any], str]] =
     "clahe": ({"clip_limit": 2.0, "strength": 1.0}, "Lab + createCLAHE (uint8)", _clahe, "u8"),
     "equalize": ({"strength": 1.0}, "YCrCb + equalizeHist (uint8)", _equalize, "u8"),
     "saturation": ({"amount": 30}, "HSV round trip, scale S", lambda a: _hsv_scale_s(a, 1.3), "f32"),
-    "vibrance": ({"amount": 40}, "HSV round trip, scale S", lambda a: _hsv_scale_s(a, 1.3), "f32"),
+    "vibrance": ({"amount": 40}, "HSV round trip, saturation-weighted S boost", _vibrance, "f32"),
     "hue": ({"degrees": 20}, "HSV round trip, shift H", lambda a: _hsv_shift_h(a, 20), "f32"),
     "white_balance": ({"temperature": 30, "tint": 10}, "cv2.multiply per-channel gains",
                       lambda a: cv2.multiply(a, (1.1, 1.0, 0.9, 0)), "f32"),
     "auto_white_balance": ({"strength": 1.0}, "cv2.mean + cv2.multiply (grey world)",
                            lambda a: cv2.multiply(a, tuple(0.5 / max(m, 1e-6) for m in cv2.mean(a)[:3]) + (0,)), "f32"),
-    "hsl": ({"blue_saturation": -40, "orange_luminance": 20}, "HSV round trip, scale S",
-            lambda a: _hsv_scale_s(a, 0.8), "f32"),
+    "hsl": ({"blue_saturation": -40, "orange_luminance": 20}, "HSV round trip, hue-band weights, S/V gains",
+            _hsl, "f32"),
     "split_toning": ({"shadow_hue": 220, "shadow_saturation": 30, "highlight_hue": 45, "highlight_saturation": 30},
-                     "cv2.addWeighted with a tint", lambda a: cv2.addWeighted(a, 0.9, a, 0, 0.05), "f32"),
+                     "gray, luminance-weighted tints, cv2.add", _split_toning, "f32"),
     "black_and_white": ({}, "cv2.transform 3x3 mix", lambda a: cv2.transform(a, np.full((3, 3), 1 / 3, np.float32)), "f32"),
     "sharpen": ({"amount": 1.0, "radius": 1.5}, "GaussianBlur + addWeighted (unsharp)",
                 lambda a: cv2.addWeighted(a, 2.0, cv2.GaussianBlur(a, (0, 0), 1.5), -1.0, 0), "f32"),
