@@ -37,8 +37,10 @@ def linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
 def luminance(image: torch.Tensor, linear: bool = False) -> torch.Tensor:
     """(B,1,H,W) Rec.709 luma of sRGB values (or relative luminance when linear=True)."""
     x = srgb_to_linear(image) if linear else image
-    w = torch.tensor(LUMA, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
+    # Three multiply-adds instead of multiply-then-sum: one 12 MP temporary, not two.
+    out = x[:, 0:1] * LUMA[0]
+    out.add_(x[:, 1:2], alpha=LUMA[1]).add_(x[:, 2:3], alpha=LUMA[2])
+    return out
 
 
 # ------------------------------------------------------------------ numpy bridge
