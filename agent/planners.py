@@ -25,6 +25,7 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
+from agent.errors import UserError
 from agent.offline import BoundTool, decide
 from agent.protocol import parse_state
 
@@ -38,7 +39,7 @@ NO_GOAL_REPLY = (
 )
 
 
-class PlannerError(ValueError):
+class PlannerError(UserError, ValueError):
     """The planning model cannot be made as asked; the message says what to change."""
 
 
@@ -181,12 +182,29 @@ def make_planner(
     return _provider(provider, name, base_url=base_url, temperature=temperature, **kwargs)
 
 
+# Providers whose LangChain class takes `timeout` and `max_retries` (retries with exponential
+# backoff on 429, 5xx and connection errors, honouring Retry-After).
+RETRYING = {"openai", "azure_openai", "anthropic", "google_genai", "mistralai", "groq", "deepseek", "xai",
+            "fireworks", "together", "perplexity"}
+API_KEYS = {"openai": "OPENAI_API_KEY", "anthropic": "ANTHROPIC_API_KEY", "google_genai": "GOOGLE_API_KEY",
+            "mistralai": "MISTRAL_API_KEY", "groq": "GROQ_API_KEY", "azure_openai": "AZURE_OPENAI_API_KEY"}
+
+
 def _provider(provider: str, name: str, *, base_url: str | None, temperature: float,
-              **kwargs: Any) -> BaseChatModel:
+              timeout: float | None = None, max_retries: int | None = None, **kwargs: Any) -> BaseChatModel:
+    import os
+
     from langchain.chat_models import init_chat_model
 
     if base_url is not None:
         kwargs["base_url"] = base_url
+        # Local OpenAI-compatible servers (vLLM, llama.cpp, Ollama) take any key; the client wants one.
+        if provider == "openai" and not os.environ.get("OPENAI_API_KEY") and "api_key" not in kwargs:
+            kwargs["api_key"] = "not-needed"
+    if provider in RETRYING:
+        kwargs.update({k: v for k, v in (("timeout", timeout), ("max_retries", max_retries)) if v is not None})
+    elif provider == "ollama" and timeout is not None:
+        kwargs.setdefault("client_kwargs", {"timeout": timeout})
     try:
         return init_chat_model(name, model_provider=provider, temperature=temperature, **kwargs)
     except ImportError:
@@ -197,6 +215,9 @@ def _provider(provider: str, name: str, *, base_url: str | None, temperature: fl
             raise PlannerError(f"unknown model provider {provider!r}; use {ACCEPTED}") from None
         raise PlannerError(f"could not set up {provider}:{name}: {exc}") from exc
     except Exception as exc:  # e.g. a missing API key: the provider's message says which
+        if "api_key" in str(exc).lower().replace(" ", "_"):
+            var = API_KEYS.get(provider, f"{provider.upper()}_API_KEY")
+            raise PlannerError(f"set {var} to use {provider}: models (export {var}=...)") from None
         raise PlannerError(f"could not set up {provider}:{name}: {type(exc).__name__}: {exc}") from exc
 
 
@@ -213,6 +234,8 @@ def _package_of(provider: str) -> str:
 
 def _huggingface(path: str, *, temperature: float, **kwargs: Any) -> BaseChatModel:
     """A local Hugging Face chat model; weights come from `path` only, never from the Hub."""
+    kwargs.pop("timeout", None)  # a local pipeline has no requests to time out or retry
+    kwargs.pop("max_retries", None)
     local = Path(path).expanduser()
     if not local.is_dir():
         raise PlannerError(f"hf: model folder {str(local)!r} does not exist; give the path of a "
@@ -221,7 +244,8 @@ def _huggingface(path: str, *, temperature: float, **kwargs: Any) -> BaseChatMod
         from langchain_huggingface import ChatHuggingFace, HuggingFacePipeline
     except ImportError:
         raise PlannerError("install langchain-huggingface to use hf: models") from None
-    pipeline_kwargs = {"max_new_tokens": 512, **kwargs.pop("pipeline_kwargs", {})}
+    # return_full_text=False: the answer only, not the prompt echoed back in front of it
+    pipeline_kwargs = {"max_new_tokens": 512, "return_full_text": False, **kwargs.pop("pipeline_kwargs", {})}
     if temperature > 0:
         pipeline_kwargs.update(do_sample=True, temperature=temperature)
     model_kwargs = {"local_files_only": True, **kwargs.pop("model_kwargs", {})}

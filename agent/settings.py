@@ -1,0 +1,94 @@
+"""Settings: command-line options > IMAGENT_* environment variables > imagent.toml files.
+
+    # imagent.toml (in the working folder, or ~/.config/imagent/imagent.toml)
+    model = "openai:gpt-4o-mini"
+    critic = "openai:gpt-4o-mini"
+    timeout = 60
+    max_cost_usd = 0.50
+
+    [prices."openai:my-finetune"]     # USD per million tokens
+    input = 3.0
+    output = 12.0
+
+The same keys as environment variables: IMAGENT_MODEL, IMAGENT_CRITIC, IMAGENT_BASE_URL,
+IMAGENT_TIMEOUT, IMAGENT_MAX_COST_USD, IMAGENT_PRICES='{"openai:x": {"input": 1, "output": 2}}'.
+A file in the working folder overrides the one in the user's config folder key by key.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from agent.accounting import Price
+from agent.errors import UserError
+
+FILE_NAME = "imagent.toml"
+
+
+def config_files() -> list[Path]:
+    """The settings files read, lowest priority first (missing ones are skipped)."""
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return [base / "imagent" / FILE_NAME, Path.cwd() / FILE_NAME]
+
+
+class Settings(BaseSettings):
+    """Which models plan and critique, how patiently they are called, what a run may spend."""
+
+    model_config = SettingsConfigDict(env_prefix="IMAGENT_", extra="forbid")
+
+    model: str = Field("offline", description="planner: offline | provider:model | hf:/local/path")
+    critic: str = Field("offline", description="critic: offline | none | provider:model | hf:/local/path")
+    base_url: str | None = Field(None, description="OpenAI-compatible server for the planner (and critic)")
+    critic_base_url: str | None = Field(None, description="another server for the critic; default base_url")
+    timeout: float = Field(60.0, gt=0, description="seconds before one model request is abandoned")
+    max_retries: int = Field(3, ge=0, le=10, description="retries of a request on 429, 5xx or a lost connection")
+    max_model_calls: int = Field(24, ge=0, description="planner + critic calls per photo")
+    max_seconds: float = Field(120.0, gt=0, description="wall-clock seconds per photo")
+    max_cost_usd: float | None = Field(None, ge=0, description="USD per photo; None = no cost budget")
+    prices: dict[str, Price] = Field(default_factory=dict,
+                                     description="extra or changed prices, USD per million tokens")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Files are looked up when settings are loaded, so the working folder is the caller's.
+        files = [TomlConfigSettingsSource(settings_cls, toml_file=p)
+                 for p in reversed(config_files()) if p.is_file()]
+        return (init_settings, env_settings, *files)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from files and environment, with `overrides` (None values ignored) on top.
+
+    A bad value or an unknown key is a UserError naming the key and where settings come from.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(x) for x in err["loc"]) or "?"
+        files = [str(p) for p in config_files() if p.is_file()]
+        where = f"the options, IMAGENT_* variables or {', '.join(files)}" if files else \
+            "the options or IMAGENT_* variables"
+        hint = "unknown setting" if err["type"] == "extra_forbidden" else err["msg"]
+        known = ", ".join(Settings.model_fields)
+        raise UserError(f"setting {key!r}: {hint}, in {where} (known settings: {known})") from None
+    except (OSError, ValueError) as exc:  # a TOML syntax error
+        raise UserError(f"could not read settings: {exc}") from None
