@@ -68,6 +68,7 @@ class Tool:
     per_channel: bool = False  # a 1-D curve per channel (implies pointwise): runs fuse into one LUT
     supports_mask: bool = True  # blend m*edited + (1-m)*image when given a mask
     read_only: bool = False  # measures, returns no image
+    needs_mask: bool = False  # fn(image, p, mask): acts on the region itself (inpainting); refuses to run without one
     differentiable: bool = True
     cost: float = 1.0  # rough relative cost, 1 = one pointwise pass
 
@@ -97,6 +98,12 @@ class Tool:
         """Run the tool on a (B,3,H,W) image in [0,1]; with a mask, only inside it."""
         p = self.validate(params if params is not None or not kwargs else kwargs)
         check_image(image, self.name)
+        if self.needs_mask:
+            if mask is None:
+                raise ToolError(f"{self.name} needs a mask: make one first (mask_rect, mask_brush, ...) "
+                                "and pass its name as `mask`")
+            m = check_mask(mask, image, self.name)
+            return blend(image, self.fn(image, p, m), m)
         out = self.fn(image, p)
         if self.read_only or mask is None:
             return out
@@ -131,7 +138,7 @@ def register(
 
 def _load_all() -> None:
     # Importing the families registers their tools.
-    from tools import analysis, color, detail, geometry, tone  # noqa: F401
+    from tools import analysis, color, detail, gan, geometry, inpaint, masks, tone  # noqa: F401
 
 
 def get(name: str) -> Tool:
