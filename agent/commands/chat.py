@@ -1,0 +1,201 @@
+"""`imagent chat` (a terminal conversation about one photo) and `imagent sessions list|show|export|delete`.
+
+The chat reads one message per line: from the keyboard with a rich prompt, or piped on stdin
+(`printf 'brighter\\n/save out.jpg\\n' | imagent chat photo.jpg`), so scripts and tests drive it
+exactly as a person does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent.cli import app, console
+from agent.errors import UserError
+
+sessions_app = typer.Typer(help="List, inspect, export or delete chat sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+
+RootOpt = Annotated[Path | None, typer.Option("--root", help="Folder of sessions (default $IMAGENT_HOME/sessions).")]
+
+
+@app.command("chat")
+def chat_cmd(
+    image: Annotated[Path | None, typer.Argument(help="Photo to edit (never modified).")] = None,
+    session: Annotated[Path | None, typer.Option("--session", help="Folder for the new session (default: under --root).")] = None,
+    resume: Annotated[str | None, typer.Option("--resume", help="Session folder or name to continue.")] = None,
+    model: Annotated[str | None, typer.Option(help="offline | provider:model | hf:/local/path (default: the session's, else offline)")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    mask: Annotated[list[str] | None, typer.Option("--mask", help="NAME=PATH: a grayscale mask image (white = edit); repeatable.")] = None,
+    preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
+    lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
+    max_steps: Annotated[int, typer.Option(help="Most edits per message.")] = 8,
+    root: RootOpt = None,
+    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+) -> None:
+    """Edit a photo in conversation: "brighter", "a bit more", "now only the sky", /undo, /save PATH."""
+    from agent.chat import Session
+
+    if (image is None) == (resume is None):
+        raise UserError("give a photo to start a session (imagent chat photo.jpg) or --resume SESSION, not both")
+    options: dict[str, Any] = {"base_url": base_url, "lock": lock, "max_steps": max_steps, "on_event": _print_step}
+    if model is not None:
+        options["model"] = model
+    if resume is not None:
+        if session is not None:
+            raise UserError("--session names a new session's folder; with --resume give only the session")
+        s = Session.resume(_find(resume, root), **options)
+    else:
+        s = Session.open(image, session=session, root=root, preview=preview, max_pixels=max_pixels, **options)
+    with s:
+        for spec in mask or []:
+            name, sep, path = spec.partition("=")
+            if not sep or not name or not path:
+                raise UserError(f"--mask {spec!r}: use NAME=PATH, e.g. --mask sky=sky.png")
+            s.add_mask(name.strip(), path.strip())
+        _greet(s, resumed=resume is not None)
+        _converse(s)
+        console.print(f"session saved in {s.folder}; continue with: imagent chat --resume {s.folder}")
+
+
+def _greet(s: Any, resumed: bool) -> None:
+    st = s.store
+    w, h = st.meta("size")
+    console.print(f"[bold]imagent chat[/] - {Path(st.meta('source') or 'image').name} {w}x{h}, session {s.folder}, "
+                  f"planner {s.model_name}; now at {s.head}. /help lists commands.")
+    rec = st.recovered
+    if resumed and (rec.get("interrupted") or rec.get("temporary") or rec.get("unreferenced")):
+        console.print(f"[yellow]recovered after a crash:[/] {rec['interrupted']} interrupted message(s) marked, "
+                      f"{rec['temporary']} temporary file(s) and {rec['unreferenced']} unfinished image(s) removed; "
+                      f"every kept version is intact (now at {s.head}).")
+
+
+def _converse(s: Any) -> None:
+    interactive = sys.stdin.isatty()
+    while True:
+        try:
+            line = console.input("[bold cyan]you>[/] ") if interactive else sys.stdin.readline()
+        except (EOFError, KeyboardInterrupt):
+            break
+        if not interactive:
+            if not line:
+                break
+            line = line.strip()
+            if line:
+                console.print(f"[bold cyan]you>[/] {line}", highlight=False)
+        if not line.strip():
+            continue
+        reply = s.say(line)
+        colour = {"error": "red", "edit": "green"}.get(reply.kind, "white")
+        console.print(f"[{colour}]imagent>[/] {reply.text}", highlight=False)
+        if reply.kind == "quit":
+            break
+
+
+def _print_step(e: Any) -> None:
+    if e.tool.startswith("critic"):
+        return
+    params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"
+                       for k, v in e.params.items() if v not in (0, 0.0, None, False))
+    colour = {"kept": "green", "rolled_back": "yellow", "error": "red"}.get(e.outcome, "white")
+    console.print(f"   {e.tool}{'@' + e.mask if e.mask else ''}({params}) [{colour}]{e.outcome}[/]"
+                  f"{' as ' + e.version if e.outcome == 'kept' and e.version else ''}: {e.reason[:100]}",
+                  highlight=False)
+
+
+def _find(name: str, root: Path | None) -> Path:
+    from agent.sessions import is_session, session_root
+
+    p = Path(name)
+    if is_session(p):
+        return p
+    under = (root or session_root()) / name
+    if is_session(under):
+        return under
+    raise UserError(f"no session {name!r}: not a session folder, and not in {root or session_root()} "
+                    "(see `imagent sessions list`)")
+
+
+@sessions_app.command("list")
+def sessions_list(root: RootOpt = None) -> None:
+    """Every session under the root: name, photo, versions, messages, last change."""
+    import sqlite3
+    import time
+
+    from agent.sessions import DB_NAME, is_session, session_root
+
+    base = root or session_root()
+    found = sorted(p for p in base.iterdir() if is_session(p)) if base.is_dir() else []
+    if not found:
+        console.print(f"no sessions in {base}")
+        return
+    table = Table(title=f"{len(found)} session(s) in {base}")
+    for col in ("name", "photo", "versions", "messages", "last change"):
+        table.add_column(col)
+    for p in found:
+        try:  # read-only peek: works while a chat holds the session
+            db = sqlite3.connect(f"file:{p / DB_NAME}?mode=ro", uri=True)
+            src = db.execute("SELECT value FROM meta WHERE key='source'").fetchone()
+            nv = db.execute("SELECT COUNT(*) FROM versions").fetchone()[0]
+            nt = db.execute("SELECT COUNT(*) FROM turns WHERE kind='edit'").fetchone()[0]
+            db.close()
+            photo = Path(src[0].strip('"')).name if src and src[0] != "null" else "-"
+        except sqlite3.DatabaseError as exc:
+            photo, nv, nt = f"[red]damaged database: {exc}[/]", "-", "-"
+        changed = time.strftime("%Y-%m-%d %H:%M", time.localtime((p / DB_NAME).stat().st_mtime))
+        table.add_row(p.name, photo, str(nv), str(nt), changed)
+    console.print(table)
+
+
+@sessions_app.command("show")
+def sessions_show(session: Annotated[str, typer.Argument(help="Session folder or name.")], root: RootOpt = None) -> None:
+    """A session's photo, its versions (* = current) and its conversation."""
+    from agent.chat import Session
+
+    with Session.resume(_find(session, root)) as s:
+        w, h = s.store.meta("size")
+        console.print(f"{s.folder}: {s.store.meta('source')} ({w}x{h}), now at {s.head}, planner {s.model_name}")
+        console.print("[bold]versions[/]")
+        console.print(s.versions_text().text, highlight=False)
+        console.print("[bold]conversation[/]")
+        console.print(s.history_text().text, highlight=False)
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session: Annotated[str, typer.Argument(help="Session folder or name.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into (created).")],
+    root: RootOpt = None,
+) -> None:
+    """Write the current image (full resolution), its recipe and a contact sheet of every version."""
+    from agent.chat import Session
+
+    with Session.resume(_find(session, root)) as s:
+        for p in s.export(output):
+            console.print(f"wrote {p}")
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session: Annotated[str, typer.Argument(help="Session folder or name.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Delete a session folder (refused while a chat has it open)."""
+    import shutil
+
+    from agent.sessions import SessionStore
+
+    folder = _find(session, root)
+    store = SessionStore.open(folder)  # raises "in use" while another process holds it
+    try:
+        if not yes and not typer.confirm(f"delete session {folder} and all its versions?"):
+            raise typer.Exit(1)
+        shutil.rmtree(folder)
+    finally:
+        store.close()
+    console.print(f"deleted {folder}")
