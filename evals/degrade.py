@@ -44,3 +44,27 @@ def desaturate(image: torch.Tensor, amount: float = 0.5) -> torch.Tensor:
     w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
     grey = (image * w).sum(1, keepdim=True)
     return (image + amount * (grey - image)).clamp(0, 1)
+
+
+def blur(image: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Gaussian blur of standard deviation `sigma` px (defocus / camera shake stand-in)."""
+    import kornia.filters
+
+    k = 2 * max(1, round(3 * sigma)) + 1
+    return kornia.filters.gaussian_blur2d(image, (k, k), (sigma, sigma), border_type="reflect").clamp(0, 1)
+
+
+def jpeg(image: torch.Tensor, quality: int = 20) -> torch.Tensor:
+    """Round-trip through an 8-bit JPEG at `quality` (1-100): blocking and ringing artefacts."""
+    import cv2
+    import numpy as np
+
+    out = []
+    for x in image.detach().cpu():
+        arr = (x.permute(1, 2, 0).clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+        if not ok:
+            raise ValueError(f"jpeg: OpenCV could not encode at quality {quality}")
+        dec = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        out.append(torch.from_numpy(dec).permute(2, 0, 1).float() / 255.0)
+    return torch.stack(out).to(image.device, image.dtype)

@@ -1,0 +1,361 @@
+"""Run a suite: every case through every system, on threads here or as Ray tasks anywhere.
+
+One unit of work is a case: build its input and reference, run each system, score
+each output. `run_case` is a pure function of the case (it returns the record and
+the images as PNG bytes, writing nothing), so the same code runs in a thread, in a
+local Ray worker or on a remote cluster, and only the driver touches the output
+folder:
+
+    OUT/run.json          the suite, systems and options of the run
+    OUT/results.jsonl     one line per case (the last line of a case wins), appended and
+                          fsynced as cases finish; a torn last line is ignored on resume
+    OUT/images/CASE/*.png input, reference and every system's output
+    OUT/summary.csv       one row per system: means, success rate, cost, time
+    OUT/report.html       see evals/report.py
+
+A case that fails (an unreadable photo, a system that raises) is recorded with its
+error and the run goes on. `resume=True` runs only the cases (and systems) that
+have no successful record yet.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from agent.errors import UserError
+
+METRICS = ("psnr", "ssim", "ms_ssim", "delta_e")
+PSNR_CAP = 100.0  # dB for identical images: JSON has no infinity
+# summary columns: (key, header, direction for "best": +1 higher, -1 lower, 0 none)
+SUMMARY: list[tuple[str, str, int]] = [
+    ("cases", "cases", 0), ("failed", "failed", -1), ("psnr", "PSNR dB", 1), ("ssim", "SSIM", 1),
+    ("ms_ssim", "MS-SSIM", 1), ("delta_e", "mean dE2000", -1), ("success", "targets success %", 1),
+    ("lock_violations", "lock violations", -1), ("steps", "steps", 0), ("tool_calls", "tool calls", 0),
+    ("model_calls", "model calls", 0), ("tokens", "tokens", 0), ("usd", "USD total", -1),
+    ("seconds", "s / case", -1),
+]
+
+
+def slug(name: str) -> str:
+    """A system name as a file name ("openai:gpt-4o" -> "openai_gpt-4o")."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
+
+
+def _png(image: Any) -> bytes:
+    import cv2
+
+    from tools.io import to_array
+
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(to_array(image), cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError("could not encode PNG")
+    return buf.tobytes()
+
+
+def full_reference(output: Any, reference: Any) -> dict[str, float | None]:
+    """psnr (capped), ssim, ms_ssim (None when too small), mean deltaE2000 of output vs reference."""
+    from evals.metrics import delta_e2000, ms_ssim, psnr, ssim
+
+    if output.shape != reference.shape:
+        return dict.fromkeys(METRICS)
+    with warnings.catch_warnings():  # small eval images afford fewer MS-SSIM scales; said in the README
+        warnings.simplefilter("ignore")
+        try:
+            ms = ms_ssim(output, reference)
+        except ValueError:
+            ms = None
+    p = psnr(output, reference)
+    return {"psnr": round(min(p, PSNR_CAP), 6), "ssim": round(ssim(output, reference), 6),
+            "ms_ssim": None if ms is None else round(ms, 6),
+            "delta_e": round(delta_e2000(output, reference)[0], 6)}
+
+
+def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, Any]) -> dict[str, Any]:
+    """Run `systems` on one case; returns {"record": JSON-ready dict, "files": {relpath: PNG bytes}}."""
+    import torch
+
+    from agent.scoring import structure_similarity
+    from evals.baselines import NotApplicable, run_system
+    from evals.suites import Case, build_case
+    from tools.analysis import measure
+
+    torch.set_grad_enabled(False)
+    case = Case.model_validate(case_data)
+    folder = f"images/{slug(case.id)}"
+    record: dict[str, Any] = {"case": case.id, "kind": case.kind, "goal": case.goal, "source": case.source,
+                              "status": "ok", "error": None, "systems": {}}
+    files: dict[str, bytes] = {}
+    try:
+        image, reference = build_case(case)
+    except Exception as exc:  # an unreadable photo fails its case, not the run
+        record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        return {"record": record, "files": files}
+    files[f"{folder}/input.png"] = _png(image)
+    record["input"] = f"{folder}/input.png"
+    if reference is not None:
+        files[f"{folder}/reference.png"] = _png(reference)
+        record["reference"] = f"{folder}/reference.png"
+        record["input_metrics"] = full_reference(image, reference)
+    in_stats = measure(image)
+    ref_stats = measure(reference) if reference is not None else None
+    agent_options = {k: v for k, v in options.items() if k in ("critic", "base_url") and v is not None}
+    for name in systems:
+        entry: dict[str, Any] = {"status": "ok"}
+        try:
+            out, seconds = run_system(name, case, image, reference, **agent_options)
+        except NotApplicable as exc:
+            record["systems"][name] = {"status": "n/a", "note": str(exc)}
+            continue
+        except Exception as exc:  # one system's failure is recorded; the others still run
+            record["systems"][name] = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
+            continue
+        result = out.image.detach().float().clamp(0, 1)
+        rel = f"{folder}/{slug(name)}.png"
+        files[rel] = _png(result)
+        structure = structure_similarity(image, result) if result.shape == image.shape else 0.0
+        stats = measure(result)
+        met = sum(t.met(stats, in_stats, ref_stats) for t in case.targets)
+        tokens = out.input_tokens + out.output_tokens
+        entry.update(image=rel, **(full_reference(result, reference) if reference is not None else {}),
+                     structure=round(structure, 6), lock_violation=structure < case.lock - 1e-6,
+                     targets_met=met, targets_total=len(case.targets),
+                     success=met == len(case.targets) if case.targets else None,
+                     steps=out.steps, tool_calls=out.tool_calls, model_calls=out.model_calls,
+                     input_tokens=out.input_tokens, output_tokens=out.output_tokens, tokens=tokens, usd=out.usd,
+                     seconds=round(seconds, 3), trace=out.trace, stop_reason=out.stop_reason, note=out.note)
+        record["systems"][name] = entry
+    if record["systems"] and all(e["status"] == "failed" for e in record["systems"].values()):
+        record["status"] = "failed"
+        record["error"] = "every system failed"
+    return {"record": record, "files": files}
+
+
+# ------------------------------------------------------------------ engines
+
+
+class LocalEngine:
+    """Cases on a thread pool in this process (torch and OpenCV release the GIL in their kernels)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = max(1, workers)
+
+    def map(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Iterator[Any]:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        pool = ThreadPoolExecutor(max_workers=self.workers)
+        try:
+            futures = [pool.submit(fn, *args) for args in items]
+            for fut in as_completed(futures):
+                yield fut.result()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayEngine:
+    """Cases as Ray tasks: a local Ray started on demand (`workers` CPUs) or an existing cluster."""
+
+    def __init__(self, workers: int = 1, address: str | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise UserError("--engine ray needs Ray: pip install 'imagent[ray]'") from None
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from evals
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
+                         _node_ip_address="127.0.0.1")
+            self.started = True
+
+    def map(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Iterator[Any]:
+        ray = self.ray
+        remote = ray.remote(num_cpus=1, max_retries=0)(fn)
+        pending = [remote.remote(*args) for args in items]
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        finally:
+            for ref in pending:
+                ray.cancel(ref)
+
+    def close(self) -> None:
+        if self.started:
+            self.ray.shutdown()
+
+
+def make_engine(name: str, workers: int = 1, address: str | None = None) -> Any:
+    if name == "local":
+        return LocalEngine(workers)
+    if name == "ray":
+        return RayEngine(workers, address)
+    raise UserError(f"--engine {name!r}: use local or ray")
+
+
+# ------------------------------------------------------------------ results
+
+
+def read_results(out_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """case id -> its latest record from results.jsonl (a torn or garbled line is skipped)."""
+    path = Path(out_dir) / "results.jsonl"
+    records: dict[str, dict[str, Any]] = {}
+    if not path.is_file():
+        return records
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(rec, dict) and "case" in rec:
+            records[rec["case"]] = rec
+    return records
+
+
+def _append_line(path: Path, record: dict[str, Any] | None) -> None:
+    data = ("" if record is None else json.dumps(record, default=str)).encode("utf-8") + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
+    try:
+        os.write(fd, data)  # one write per line: a crash leaves at most a torn last line
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _mean(values: Iterable[Any]) -> float | None:
+    vals = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return sum(vals) / len(vals) if vals else None
+
+
+def summarize(records: Iterable[dict[str, Any]], systems: list[str]) -> list[dict[str, Any]]:
+    """One row per system: means over the cases it ran (see SUMMARY for the columns)."""
+    records = list(records)
+    rows = []
+    for name in systems:
+        entries = [r["systems"][name] for r in records if name in r.get("systems", {})]
+        ok = [e for e in entries if e["status"] == "ok"]
+        failed = sum(e["status"] == "failed" for e in entries) + sum(
+            1 for r in records if r.get("status") == "failed" and name not in r.get("systems", {}))
+        judged = [e["success"] for e in ok if e.get("success") is not None]
+        usd = [e["usd"] for e in ok]
+        row: dict[str, Any] = {"system": name, "cases": len(ok), "failed": failed}
+        for key in (*METRICS, "steps", "tool_calls", "model_calls", "tokens", "seconds"):
+            row[key] = _mean(e.get(key) for e in ok)
+        row["success"] = 100.0 * sum(judged) / len(judged) if judged else None
+        row["lock_violations"] = sum(bool(e.get("lock_violation")) for e in ok)
+        row["usd"] = None if any(u is None for u in usd) else round(sum(usd), 6)
+        rows.append(row)
+    return rows
+
+
+def write_summary(out_dir: Path, rows: list[dict[str, Any]]) -> Path:
+    from tools.io import atomic_write_bytes
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=["system"] + [k for k, _, _ in SUMMARY], extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (round(v, 4) if isinstance(v, float) else ("" if v is None else v)) for k, v in row.items()})
+    return atomic_write_bytes(out_dir / "summary.csv", buf.getvalue().encode("utf-8"))
+
+
+# ------------------------------------------------------------------ the run
+
+
+def run_eval(
+    suite: Any,
+    systems: list[str],
+    out_dir: str | Path,
+    *,
+    engine: str = "local",
+    workers: int = 1,
+    resume: bool = False,
+    ray_address: str | None = None,
+    options: dict[str, Any] | None = None,
+    console: Any = None,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
+    report: bool = True,
+) -> list[dict[str, Any]]:
+    """Run every case of `suite` (an `evals.suites.Suite`) through `systems`; returns the summary rows."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from tools.io import atomic_write_bytes
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done = read_results(out)
+    meta_path = out / "run.json"
+    if done and not resume:
+        raise UserError(f"{out} already holds results of a run; pass --resume to continue it or choose another --out")
+    if resume and meta_path.is_file():
+        old = json.loads(meta_path.read_text(encoding="utf-8"))
+        if old.get("suite") != suite.name:
+            raise UserError(f"{out} holds a run of suite {old.get('suite')!r}, not {suite.name!r}; choose another --out")
+        systems = list(dict.fromkeys([*old.get("systems", []), *systems]))
+    opts = dict(options or {})
+    meta = {"suite": suite.name, "kind": suite.generator.kind, "systems": systems, "engine": engine,
+            "cases": [c.id for c in suite.cases], "options": {k: v for k, v in opts.items() if v is not None}}
+    atomic_write_bytes(meta_path, json.dumps(meta, indent=2).encode("utf-8"))
+
+    work = []
+    for case in suite.cases:
+        prev = done.get(case.id, {}).get("systems", {})
+        missing = [s for s in systems if prev.get(s, {}).get("status") not in ("ok", "n/a")]
+        if missing:
+            work.append((case.model_dump(mode="json"), missing, opts))
+    results_path = out / "results.jsonl"
+    if results_path.is_file() and results_path.stat().st_size:
+        with results_path.open("rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
+        if torn:  # end a line torn by a crash, so the next record starts on its own line
+            _append_line(results_path, None)
+    runner = make_engine(engine, workers, ray_address)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console, disable=console is None)
+    try:
+        with progress:
+            task = progress.add_task(f"{suite.name}: {len(work)} case(s) x {len(systems)} system(s)", total=len(work))
+            for res in runner.map(run_case, work):
+                rec = res["record"]
+                prev = done.get(rec["case"])
+                if prev is not None:  # keep what an earlier run already got right
+                    rec["systems"] = {**prev.get("systems", {}), **rec["systems"]}
+                for rel, data in res["files"].items():
+                    (out / rel).parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(out / rel, data)
+                _append_line(results_path, rec)
+                done[rec["case"]] = rec
+                progress.advance(task)
+                if on_record is not None:
+                    on_record(rec)
+    finally:
+        close = getattr(runner, "close", None)
+        if close is not None:
+            close()
+    order = {c.id: i for i, c in enumerate(suite.cases)}
+    records = sorted((r for r in done.values() if r["case"] in order), key=lambda r: order[r["case"]])
+    rows = summarize(records, systems)
+    write_summary(out, rows)
+    if report:
+        from evals.report import write_report
+
+        write_report(out)
+    return rows

@@ -1,0 +1,5 @@
+"""`python -m evals.suites`: regenerate the bundled suite files from their specs."""
+
+from evals.suites import main
+
+main()
