@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from agent.chat import Session  # noqa: F401  (conversational sessions: Session.open(...).say(...))
 from agent.loop import LoopResult, TraceEntry, run_loop
 from agent.state import DEFAULT_PREVIEW, EditSession
 from tools.recipe import Recipe
@@ -64,6 +65,8 @@ class EditResult:
             "input_tokens": lr.input_tokens,
             "output_tokens": lr.output_tokens,
             "seconds": round(lr.seconds, 3),
+            "cost_usd": lr.cost_usd,
+            "usage": lr.usage,
             "recipe": json.loads(self.recipe.to_json()),
         }
 
@@ -78,30 +81,55 @@ def edit(
     image: str | Path | torch.Tensor | Any,
     goal: str | Any,
     *,
-    model: str | Any = "offline",
+    model: str | Any | None = None,
     reference: str | Path | torch.Tensor | None = None,
     lock: float = 0.80,
     max_steps: int = 8,
-    max_seconds: float = 120.0,
-    max_model_calls: int = 24,
+    max_seconds: float | None = None,
+    max_model_calls: int | None = None,
     preview: int = DEFAULT_PREVIEW,
     masks: dict[str, torch.Tensor] | None = None,
     base_url: str | None = None,
     vision: bool = False,
     max_pixels: int = 100_000_000,
     on_event: Any = None,
+    critic: str | Any | None = None,
+    max_cost_usd: float | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    settings: Any = None,
+    region: torch.Tensor | None = None,
 ) -> EditResult:
     """Edit a photo toward a goal in words; returns the best version found.
 
     `image`: a path, a (1,3,H,W) tensor in [0,1], or a `tools.io.LoadedImage`.
     `goal`: an instruction ("brighten a bit and fix the blue cast") or an `agent.goals.Goal`.
     `model`: "offline" (embedded planner), "provider:model", "hf:/path", or a LangChain chat model.
+    `region`: a (1,1,H,W) mask (white = edit): every edit is confined to it and the photo is
+    measured inside its bounding box (`imagent edit --mask`).
+    `critic`: "offline" (measurements), "none", "provider:model" (a vision model), or a critic object.
+    Options left as None come from `settings` (default: `agent.settings.load_settings()`:
+    IMAGENT_* variables and imagent.toml).
     """
+    from agent.accounting import Accountant
+    from agent.critics import make_critic
     from agent.goals import Budget, Goal, parse_goal
     from agent.planners import make_planner
+    from agent.settings import load_settings
     from tools.analysis import measure
     from tools.io import LoadedImage, load_image
 
+    cfg = settings or load_settings(model=model if isinstance(model, str) else None,
+                                    critic=critic if isinstance(critic, str) else None, base_url=base_url,
+                                    max_seconds=max_seconds, max_model_calls=max_model_calls,
+                                    max_cost_usd=max_cost_usd, timeout=timeout, max_retries=max_retries)
+    # Models first: a missing package or key fails before any image or language model is loaded.
+    calls = {"timeout": cfg.timeout, "max_retries": cfg.max_retries}
+    planner = model if model is not None and not isinstance(model, str) else \
+        make_planner(cfg.model, base_url=cfg.base_url, **calls)
+    judge = critic if critic is not None and not isinstance(critic, str) else \
+        make_critic(cfg.critic, base_url=cfg.critic_base_url or cfg.base_url, **calls)
+    accountant = Accountant(prices=dict(cfg.prices))
     source = None
     if isinstance(image, (str, Path)):
         source = load_image(image, max_pixels=max_pixels)
@@ -117,15 +145,24 @@ def edit(
     session = EditSession(full, preview_size=preview)
     for name, m in (masks or {}).items():
         session.add_mask(name, m)
-    budget = Budget(max_steps=max_steps, max_seconds=max_seconds, max_model_calls=max_model_calls)
+    if region is not None:
+        from tools.masks import fit_mask
+
+        session.add_mask("region", fit_mask(region, full, where="--mask"))
+    budget = Budget(max_steps=max_steps, max_seconds=cfg.max_seconds, max_model_calls=cfg.max_model_calls,
+                    max_cost_usd=cfg.max_cost_usd)
     if isinstance(goal, Goal):
         g = goal
     else:
         ref_stats = measure(session.original if ref is None else _preview(ref, preview))
-        g = parse_goal(str(goal), measure(session.original),
-                       reference_stats=ref_stats if ref is not None else None, lock=lock, budget=budget)
-    planner = make_planner(model, base_url=base_url) if isinstance(model, str) else model
-    result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event)
+        from tools.masks import crop_to
+
+        seen = session.original if region is None else crop_to(session.original, session.mask("region", session.original))
+        g = parse_goal(str(goal), measure(seen), reference_stats=ref_stats if ref is not None else None, lock=lock,
+                       budget=budget, image_size=(int(full.shape[-1]), int(full.shape[-2])))
+    _check_prices(g.budget, accountant, planner, judge)
+    result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event,
+                      critic=judge, accountant=accountant, region="region" if region is not None else None)
     best = result.best
     return EditResult(
         image=session.render(best.id),
@@ -140,6 +177,21 @@ def edit(
         loop=result,
         source=source,
     )
+
+
+def _check_prices(budget: Any, accountant: Any, planner: Any, critic: Any) -> None:
+    """A cost budget needs a price for every model that will be called."""
+    from agent.accounting import model_key, price_of
+    from agent.errors import UserError
+
+    if budget.max_cost_usd is None:
+        return
+    keys = [model_key(planner)] + ([critic.model_key] if getattr(critic, "model_key", None) else [])
+    for key in keys:
+        if price_of(key, accountant.prices) is None:
+            raise UserError(f"a cost budget needs the price of {key}; add it to imagent.toml as "
+                            f"[prices.\"{key}\"] input = <USD per 1M tokens>, output = <USD per 1M tokens> "
+                            f"(or IMAGENT_PRICES='{{\"{key}\": {{\"input\": 1, \"output\": 2}}}}')")
 
 
 def _preview(image: torch.Tensor, size: int) -> torch.Tensor:

@@ -126,11 +126,16 @@ def edit_cmd(
     image: Annotated[Path, typer.Argument(help="Photo to edit (never modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help='What you want, in words: "brighten a bit, fix the blue cast".')],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the edited photo.")],
-    model: Annotated[str, typer.Option(help="offline | provider:model (openai:gpt-4o-mini, ...) | hf:/local/path")] = "offline",
+    model: Annotated[str | None, typer.Option(help="offline | provider:model (openai:gpt-4o-mini, ...) | hf:/local/path [default: offline]")] = None,
+    critic: Annotated[str | None, typer.Option(help="offline | none | provider:model (a vision model) | hf:/local/path [default: offline]")] = None,
     reference: Annotated[Path | None, typer.Option(help="A photo whose look to match.")] = None,
+    mask: Annotated[Path | None, typer.Option(help="Grayscale PNG (white = edit): restrict the goal to this region.")] = None,
     lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
     max_steps: Annotated[int, typer.Option(help="Most edits to try.")] = 8,
-    max_seconds: Annotated[float, typer.Option(help="Time budget in seconds.")] = 120.0,
+    max_seconds: Annotated[float | None, typer.Option(help="Time budget in seconds [default: 120].")] = None,
+    max_calls: Annotated[int | None, typer.Option(help="Most model calls, planner and critic [default: 24].")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Cost budget in USD (needs the models' prices).")] = None,
+    timeout: Annotated[float | None, typer.Option(help="Seconds before a model request is retried [default: 60].")] = None,
     preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
     recipe: Annotated[Path | None, typer.Option(help="Also write the recipe (JSON) here.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Also write the trace (JSON) here.")] = None,
@@ -146,13 +151,22 @@ def edit_cmd(
     from tools.io import check_output_path
 
     check_output_path(output, source=image, overwrite=overwrite)
+    region = None
+    if mask is not None:
+        from tools.io import load_image
+        from tools.masks import mask_from_image
+
+        region = mask_from_image(load_image(mask, max_pixels=max_pixels).image)
     table = _steps_table()
     with Live(table, console=console, refresh_per_second=8, transient=False):
         result = edit(image, goal, model=model, reference=reference, lock=lock, max_steps=max_steps,
                       max_seconds=max_seconds, preview=preview, base_url=base_url, max_pixels=max_pixels,
-                      on_event=lambda e: _add_step_row(table, e))
+                      on_event=lambda e: _add_step_row(table, e), critic=critic, max_model_calls=max_calls,
+                      max_cost_usd=max_cost, timeout=timeout, region=region)
     path = result.save(output, quality=quality, overwrite=overwrite)
-    for extra, text in ((recipe, result.recipe.to_json()), (trace, json.dumps(result.trace_dict(), indent=2, default=str))):
+    rec = result.recipe if mask is None else result.recipe.model_copy(
+        update={"masks": {**result.recipe.masks, "region": {"path": str(mask.resolve())}}})  # `apply` finds it
+    for extra, text in ((recipe, rec.to_json()), (trace, json.dumps(result.trace_dict(), indent=2, default=str))):
         if extra is not None:
             _write_text(extra, text)
     _print_result(result, path)
@@ -192,6 +206,13 @@ def _print_result(result: Any, path: Path) -> None:
         table.add_row(t.label, _fmt(before.value if before else None), f"{_fmt(t.value)} {'ok' if t.met else 'not met'}")
     lr = result.loop
     table.add_row("model calls / tokens", "", f"{lr.model_calls} / {lr.input_tokens}+{lr.output_tokens}")
+    if lr.usage.get("calls"):
+        unpriced = lr.usage.get("unpriced_models") or []
+        table.add_row("cost (USD)", "", f"{lr.cost_usd:.4f}" + (f" + unpriced {', '.join(unpriced)}" if unpriced else ""))
+    crit = getattr(result.loop.best, "critique", None)
+    if crit is not None:
+        table.add_row(f"critic ({crit.critic})", "", f"{crit.score:.1f}/10 {'satisfied' if crit.goal_met else ', '.join(crit.issues)}"
+                      + ("" if crit.reliable else " (unreliable)"))
     table.add_row("seconds", "", f"{lr.seconds:.1f}")
     console.print(table)
     if result.goal.unmapped:
@@ -210,7 +231,9 @@ def batch_cmd(
     in_dir: Annotated[Path, typer.Argument(help="Folder of photos (not modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help="What you want, in words, for every photo.")],
     out_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for the edited photos (created).")],
-    model: Annotated[str, typer.Option(help="offline | provider:model | hf:/local/path")] = "offline",
+    model: Annotated[str | None, typer.Option(help="offline | provider:model | hf:/local/path [default: offline]")] = None,
+    critic: Annotated[str | None, typer.Option(help="offline | none | provider:model | hf:/local/path [default: offline]")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Cost budget per photo in USD.")] = None,
     workers: Annotated[int, typer.Option(help="Photos edited at once.")] = 1,
     lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
     max_steps: Annotated[int, typer.Option(help="Most edits per photo.")] = 8,
@@ -220,9 +243,12 @@ def batch_cmd(
 ) -> None:
     """Edit every photo in a folder toward one goal; one bad file fails alone."""
     from agent.batch import run_batch
+    from agent.settings import load_settings
 
+    load_settings(model=model, critic=critic, max_cost_usd=max_cost)  # a bad setting fails once, not per photo
     rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
-                     preview=preview, base_url=base_url, max_pixels=max_pixels, console=console)
+                     preview=preview, base_url=base_url, max_pixels=max_pixels, console=console,
+                     critic=critic, max_cost_usd=max_cost)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed and len(failed) == len(rows):
         raise typer.Exit(1)

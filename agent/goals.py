@@ -136,7 +136,7 @@ class Target(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Target:
-        if self.metric not in METRICS:
+        if self.metric not in METRICS and _local_info(self.metric) is None:
             raise ValueError(f"unknown metric {self.metric!r}; use one of {', '.join(METRICS)}")
         need = {"between": ("low", "high"), ">=": ("low",), "<=": ("high",)}[self.op]
         for name in need:
@@ -149,7 +149,7 @@ class Target(BaseModel):
         return self
 
     def describe(self) -> str:
-        name = METRICS[self.metric][2]
+        name = (METRICS.get(self.metric) or _local_info(self.metric))[2]  # type: ignore[index]
         if self.op == "between":
             return f"{name} between {_fmt(self.low)} and {_fmt(self.high)}"  # type: ignore[arg-type]
         bound = self.low if self.op == ">=" else self.high
@@ -174,7 +174,7 @@ class Target(BaseModel):
             gap, bound = value - hi, hi
         else:
             return 0.0
-        absolute, relative, _ = METRICS[self.metric]
+        absolute, relative, _ = METRICS.get(self.metric) or _local_info(self.metric)  # type: ignore[misc]
         return gap / max(absolute, relative * abs(bound))
 
     def check(self, values: Stats | Mapping[str, float]) -> dict[str, Any]:
@@ -212,6 +212,9 @@ class Intent(BaseModel):
     clause: str = ""
     stops: float | None = Field(None, description="exact exposure change asked, in stops")
     percent: float | None = Field(None, description="relative change asked, in percent")
+    region: str | None = Field(None, description="a named region the edit is limited to: face, sky")
+    box: tuple[float, float, float, float] | None = Field(
+        None, description="x, y, w, h of the object to remove, fractions of width and height")
 
 
 class Goal(BaseModel):
@@ -275,6 +278,12 @@ def _exposure_targets(s: Any, name: str) -> list[Target]:
 def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
     """The targets of one intent, computed from the original's stats `s` (see the module table)."""
     n, d = intent.name, intent.degree
+    if n in GAN_TARGETS:  # face generator edits: the face's attribute score must move (tools/gan)
+        metric, low, high = GAN_TARGETS[n]
+        return [_t(metric, None if low is None else low * d, None if high is None else high * d, n)]
+    local = _local_targets(intent)
+    if local is not None:
+        return local
     if n in ("fix_exposure",):
         return _exposure_targets(s, n)
     if n == "neutralize_cast":
@@ -436,6 +445,57 @@ def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
     return [(intent, n)]
 
 
+# --- region intents (masks and inpainting) --------------------------------------------------
+# brighten/darken with a region -> dL@<region> (mean L* change inside the session mask of that
+# name, which the planner makes with mask_faces / mask_sky) moved by 6d..6d+12 L*;
+# remove_defects -> defects_left <= 0.3 (find_defects' share of the original's);
+# remove_object  -> changed@x,y,w,h >= 3 (mean |delta L*| inside the box: something was removed).
+_LOCAL = {"dL": (5.0, 0.0, "L* change in the {}"), "changed": (3.0, 0.0, "L* change inside box {}"),
+          "defects_left": (0.3, 0.0, "dust and scratches left (share of the original's)"),
+          "gan_smile": (0.5, 0.0, "smile score change of the {}"),
+          "gan_eyeglasses": (0.5, 0.0, "eyeglasses score change of the {}"),
+          "gan_lighting": (0.05, 0.0, "lighting change of the {} (0-1 luma)")}
+# intent -> (metric, low, high) per unit degree; scores are tools.gan.directions' (about 0.5 std each)
+GAN_TARGETS = {"smile": ("gan_smile@face", 0.6, None), "add_glasses": ("gan_eyeglasses@face", 0.5, None),
+               "remove_glasses": ("gan_eyeglasses@face", None, -0.5),
+               "face_lighting": ("gan_lighting@face", 0.05, None)}
+
+
+def _local_info(metric: str) -> tuple[float, float, str] | None:
+    base, _, where = metric.partition("@")
+    info = _LOCAL.get(base)
+    return None if info is None else (info[0], info[1], info[2].format(where))
+
+
+def _local_targets(intent: Intent) -> list[Target] | None:
+    n, d = intent.name, intent.degree
+    if n == "remove_defects":
+        return [_t("defects_left", None, 0.3, n)]
+    if n == "remove_object":
+        if intent.box is None:
+            return []
+        return [_t("changed@" + ",".join(f"{v:.4f}" for v in intent.box), 3.0, None, n)]
+    if intent.region and n in ("brighten", "darken"):
+        lo, hi = 6 * d, 6 * d + 12
+        return [_t(f"dL@{intent.region}", *((lo, hi) if n == "brighten" else (-hi, -lo)), n)]
+    return None
+
+
+def _fraction_box(box: tuple[float, ...] | None, stats: Any, size: tuple[int, int] | None,
+                  ) -> tuple[float, float, float, float] | None:
+    """A box from the text as fractions: numbers <= 1 are fractions already, else pixels of the original."""
+    if box is None:
+        return None
+    if all(v <= 1 for v in box):
+        return tuple(box)  # type: ignore[return-value]
+    w, h = size or ((stats.width, stats.height) if stats is not None else (0, 0))
+    if not w or not h:
+        return None
+    x, y, bw, bh = box
+    fx, fy = min(max(x / w, 0.0), 1.0), min(max(y / h, 0.0), 1.0)
+    return (fx, fy, min(bw / w, 1.0 - fx), min(bh / h, 1.0 - fy))
+
+
 def parse_goal(
     text: str,
     stats: Stats | None = None,
@@ -444,11 +504,14 @@ def parse_goal(
     reference: str | None = None,
     lock: float = 0.8,
     budget: Budget | None = None,
+    image_size: tuple[int, int] | None = None,
 ) -> Goal:
     """Everyday instruction -> Goal with intents and targets computed from the original's stats.
 
     Without `stats` only absolute targets are set (exposure range, cast, monochrome);
     relative ones ("brighter", "more contrast") need the original's measurements.
+    `image_size`: (width, height) of the full-size original, for pixel boxes in the text
+    ("remove the object at 120,80,60,40"); default: the measured image's size.
     """
     model = _intents.embedder()
     notes: list[str] = []
@@ -478,19 +541,21 @@ def parse_goal(
             intent = Intent(name=name, degree=m.degree, source=m.source,
                             confidence=min(1.0, m.confidence), clause=m.clause,
                             stops=m.stops if name in ("brighten", "darken") else None,
-                            percent=m.percent)
+                            percent=m.percent, region=m.region if name in ("brighten", "darken") else None,
+                            box=_fraction_box(m.box, stats, image_size) if name == "remove_object" else None)
             resolved += _resolve(intent, stats)
 
     # one intent per name (the strongest degree); of two opposites the later wins
     kept: dict[str, tuple[Intent, str]] = {}
     for intent, kind in resolved:
-        for other in OPPOSITE.get(intent.name, set()) & kept.keys():
+        where = f"@{intent.region}" if intent.region else ""  # "brighten the face, darken the sky": no clash
+        for other in {o + where for o in OPPOSITE.get(intent.name, set())} & kept.keys():
             notes.append(f"'{intent.clause}' ({intent.name}) overrides '{kept[other][0].clause}' "
                          f"({other})")
             del kept[other]
-        have = kept.get(intent.name)
+        have = kept.get(intent.name + where)
         if have is None or intent.degree > have[0].degree or intent.stops is not None:
-            kept[intent.name] = (intent, kind)
+            kept[intent.name + where] = (intent, kind)
 
     targets: list[Target] = []
     for intent, kind in kept.values():

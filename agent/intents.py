@@ -46,6 +46,12 @@ INTENTS: dict[str, str] = {
     "recover_highlights": "bring back clipped or very bright highlights",
     "match_reference": "match the look of a reference image",
     "enhance": "general improvement (problems found by measurement)",
+    "remove_defects": "remove dust spots and thin scratches (found automatically, then filled)",
+    "remove_object": "remove the object inside a given box (cut out, then filled from around)",
+    "smile": "make the person smile (face generator edit of the face)",
+    "add_glasses": "put eyeglasses on the face (face generator edit)",
+    "remove_glasses": "take the eyeglasses off the face (face generator edit)",
+    "face_lighting": "brighter light on the face (face generator relighting)",
 }
 
 UNSUPPORTED = "unsupported"
@@ -186,6 +192,27 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "it looks fake and overdone", "more natural, less processed", "tone it all down",
         "it looks too processed",
     ),
+    "remove_defects": (
+        "remove the dust spots", "remove the scratches", "clean up the dust", "get rid of the spots",
+        "there are dust specks on the scan", "remove the blemishes", "the old print is scratched",
+        "fix the sensor dust", "retouch the spots", "clean the scan",
+    ),
+    "remove_object": (
+        "remove the object at 10,10,50,50", "erase the thing at 0.2 0.3 0.1 0.1",
+        "remove the sign at 400 300 80 60", "delete the object in the box", "take out the object at",
+        "get rid of the thing at", "remove what is at", "erase the object at these coordinates",
+    ),
+    "smile": ("make her smile", "make him smile", "add a smile", "a happier expression", "she should smile",
+              "give him a smile", "make them smile", "a bigger smile", "more smiley"),
+    "add_glasses": ("add glasses", "put glasses on him", "give her eyeglasses", "add spectacles",
+                    "make him wear glasses", "put on some glasses", "she should wear glasses",
+                    "try him with glasses"),
+    "remove_glasses": ("remove the glasses", "take off her glasses", "without glasses", "no glasses",
+                       "get rid of his spectacles", "lose the glasses", "take the glasses off",
+                       "remove his eyeglasses"),
+    "face_lighting": ("brighter face lighting", "better light on the face", "relight the face",
+                      "more light on her face", "improve the face lighting", "the face lighting is dull",
+                      "stronger light on his face", "light the face better"),
     # near misses that no intent covers: a clause nearest to these is reported as unmapped
     UNSUPPORTED: (
         "crop it", "crop it square", "rotate it", "straighten the horizon", "resize the image",
@@ -193,6 +220,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "give it a vintage look", "make it look like a film photo", "change the background",
         "add some text", "put a frame around it", "make it a painting", "swap the faces",
         "add a sunset", "replace the sky", "make me look younger", "flip it",
+        "make the dog smile", "make the cat smile at the camera",
     ),
 }
 
@@ -220,6 +248,7 @@ _SPELL = [
     (r"\bsaturat(e|ion)\b", r"saturat\1"), (r"\bdesaturis", "desaturiz"),
     (r"\b(black\s*(?:and|&|n'?)\s*white|b\s*[&/+]\s*w)\b", "black-and-white"),
     (r"[’‘]", "'"), (r"[−–]", "-"),
+    (r"(?<=\d)\s*,\s*(?=\d)", " "),  # "at 120,80,60,40" is one box, not four clauses
 ]
 _SPLIT = re.compile(
     r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|but|as well as)\s)\s*"
@@ -326,6 +355,16 @@ _HIGHS = r"highlights?|sky|skies|clouds?|windows?|sun|bright (?:areas|parts)"
 
 # (pattern, label) in order; "{more}" = attribute increased, "{less}" = attribute reduced.
 _RULES: list[tuple[str, str]] = [
+    # face generator edits (tools/gan): before the generic rules, whose "brighter"/"remove" they would eat
+    # the generator makes human faces: a pet's smile is not one of them
+    (r"^(?!.*\b(?:dogs?|cats?|pupp(?:y|ies)|kittens?|pets?|animals?|horses?|birds?)\b)"
+     r".*?\b(?:smil(?:e|es|ing)|grin(?:s|ning)?)\b", "smile"),
+    (r"\b(?:remove|take off|take away|get rid of|without|no|lose|delete)\b.*\b(?:eye)?glasses\b|"
+     r"\b(?:eye)?glasses\b.*\b(?:off|removed)\b", "remove_glasses"),
+    (r"\b(?:eye)?glasses\b|\bspectacles\b", "add_glasses"),
+    (r"\b(?:(?:brighter|better|more|stronger|softer|nicer)\s+)?(?:face|facial) (?:lighting|light)\b|"
+     r"\b(?:more |better )?light(?:ing)? on (?:the |her |his |their )?faces?\b|\brelight\b", "face_lighting"),
+    (r"\b(?:dust(?: spots?)?|spots?|specks?|scratch(?:es|ed)?|blemish(?:es)?|defects?)\b", "remove_defects"),
     (r"\bblack-and-white|\bmonochrome\b|\bmono\b|\bgr[ae]y ?scale\b|\bnoir\b|"
      r"\bremove (?:all )?(?:the )?colors?\b|\bno colors?\b|\bwithout colors?\b|\bcolorless\b|"
      r"\bdesaturate (?:it )?(?:completely|fully|entirely)\b", "black_and_white"),
@@ -418,6 +457,14 @@ def _attr_intent(text: str, direction: int) -> str | None:
     return None
 
 
+_NUM = r"(\d+(?:\.\d+)?)"
+_BOX = re.compile(rf"\b(?:remove|erase|delete|get rid of|take out)\b.*?\bat\s*\(?\s*{_NUM}[\s,x]+{_NUM}[\s,x]+"
+                  rf"{_NUM}[\s,x]+{_NUM}")
+# "brighten only the face", "darken the sky", "make the faces lighter": a light change limited to a region
+_REGION = re.compile(r"\b(?:only |just )?(?:on |in )?(?:the |her |his |their )?(?P<region>faces?|sky|skies)"
+                     r"(?: only)?\b")
+
+
 @dataclass(frozen=True)
 class Match:
     """What one clause asks for."""
@@ -430,6 +477,8 @@ class Match:
     stops: float | None = None
     percent: float | None = None
     direction: int = 0  # +1/-1 when a "more X"/"less X" rule decided it
+    region: str | None = None  # "brighten only the face": the edit is limited to this region
+    box: tuple[float, float, float, float] | None = None  # "remove the object at x,y,w,h"
 
 
 def rule_match(clause: str) -> tuple[tuple[str, ...], int]:
@@ -580,6 +629,17 @@ def match_clause(clause: str, previous: Match | None, model: Embedder | None) ->
         name = _attr_intent(rest, sign)
         if name:
             return replace(base, intents=(name,), direction=sign)
+    box = _BOX.search(rest)
+    if box:
+        return replace(base, intents=("remove_object",), box=tuple(float(v) for v in box.groups()))
+    region = _REGION.search(rest)
+    # only a plain light change goes local; another intent on the face (a relighting, a smile) keeps its own
+    if region and set(rule_match(rest)[0]) <= {"brighten", "darken", "lift_shadows", "recover_highlights"}:
+        where = "face" if region["region"].startswith("face") else "sky"
+        found, _ = rule_match(_REGION.sub(" it ", rest))
+        light = [x for x in found if x in ("brighten", "darken")]  # "the sky is blown" stays a highlight fix
+        if light:
+            return replace(base, intents=(light[0],), region=where)
     found, direction = rule_match(rest)
     if stops is not None:
         # a signed amount of light decides the direction whatever verb came with it

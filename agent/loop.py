@@ -11,6 +11,7 @@ keeps failing, or a budget is spent. The result is the best version, not the las
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class TraceEntry:
     combined: float | None = None
     targets_met: int | None = None
     seconds: float = 0.0
+    critique: dict[str, Any] | None = None  # a critic's review (tool "critic:<name>")
 
 
 @dataclass
@@ -65,6 +67,8 @@ class LoopResult:
     output_tokens: int
     seconds: float
     messages: list[AnyMessage] = field(default_factory=list)
+    cost_usd: float = 0.0
+    usage: dict[str, Any] = field(default_factory=dict)  # agent.accounting.Accountant.to_dict()
 
 
 class _State(TypedDict):
@@ -73,7 +77,9 @@ class _State(TypedDict):
 
 
 Scorer = Callable[[Version], Any]  # sets version.stats/score; returns the Score
-Critic = Callable[[EditSession, Version], Any]  # -> object with .goal_met, .score, .suggestions
+# critic(session, version, goal=, reference=) -> agent.critics.Review (.goal_met, .score 0-10, .suggestions);
+# a critic that calls a model names it in .model_key and keeps its last answer in .last_raw.
+Critic = Callable[..., Any]
 
 
 def run_loop(
@@ -86,14 +92,27 @@ def run_loop(
     critic: Critic | None = None,
     vision: bool = False,
     on_event: Callable[[TraceEntry], None] | None = None,
+    accountant: Any = None,
+    region: str | None = None,
 ) -> LoopResult:
-    """Plan and edit until the goal is met or a budget ends the run; see module doc."""
+    """Plan and edit until the goal is met or a budget ends the run; see module doc.
+
+    `region`: the name of a session mask every edit is confined to (`edit --mask`); the
+    photo is then measured inside the region's bounding box.
+
+    `accountant`: an `agent.accounting.Accountant` (prices); every model call is recorded
+    in it and the cost budget (`budget.max_cost_usd`) reads it.
+    """
+    from agent.accounting import Accountant, model_key
     from agent.scoring import score_version
     from tools.analysis import describe_delta, measure
 
     budget = budget or getattr(goal, "budget", None) or Budget()
     t0 = time.perf_counter()
     counters = {"calls": 0, "in": 0, "out": 0, "steps": 0, "turns": 0, "failed_turns": 0}
+    acct = accountant if accountant is not None else Accountant()
+    planner_key = model_key(model)
+    critic_phase = False  # once the critic has judged, every candidate is judged before the keep decision
     trace: list[TraceEntry] = []
     history: list[Attempt] = []
     if reference is not None:
@@ -103,13 +122,58 @@ def run_loop(
     ref_stats = measure(reference) if reference is not None else None
 
     def score(v: Version) -> Any:
-        v.stats = measure(v.image)
+        from tools.masks import crop_to, with_local_metrics
+
+        v.stats = measure(v.image if region is None else crop_to(v.image, session.mask(region, v.image)))
+        # region targets ("dL@face", "defects_left"): extra fields on the stats, so every scorer sees them
+        v.stats = with_local_metrics(v.stats, session.original, v.image, [t.metric for t in getattr(goal, "targets", [])],
+                                     lambda n: session.mask(n, v.image) if n in session.masks_full else None)
         v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference)
         return v.score
 
+    def review(v: Version) -> Any:
+        """The critic's review of `v`, folded into its combined score; None when the critic failed."""
+        nonlocal critic_phase
+        critic_phase = True
+        key = getattr(critic, "model_key", None)
+        t1 = time.perf_counter()
+        err = None
+        try:
+            crit = critic(session, v, goal=goal, reference=reference)  # type: ignore[misc]
+        except Exception as exc:  # a failing critic must not end the edit; the trace says why
+            crit, err = None, f"{type(exc).__name__}: {str(exc)[:200]}"
+        seconds = time.perf_counter() - t1
+        if key is not None:
+            counters["calls"] += 1
+            call = acct.record(counters["turns"], "critic", key, getattr(critic, "last_raw", None), seconds, err)
+            counters["in"] += call.input_tokens
+            counters["out"] += call.output_tokens
+        name = f"critic:{getattr(critic, 'name', type(critic).__name__)}"
+        if crit is None:
+            _record(TraceEntry(counters["turns"], name, {}, None, "error", f"the critic failed: {err}", v.id,
+                               seconds=seconds))
+            return None
+        v.critique = crit
+        v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference,
+                                critique=float(crit.score))
+        reliable = getattr(crit, "reliable", True)
+        issues = ", ".join(getattr(crit, "issues", []) or []) or "no issues"
+        why = "; ".join(getattr(crit, "contradictions", []) or [])
+        reason = (f"{'goal met' if crit.goal_met else 'not yet'}: score {crit.score:.1f}/10, {issues}"
+                  + ("" if reliable else f"; UNRELIABLE, contradicts the measurements: {why}"))
+        _record(TraceEntry(counters["turns"], name, {}, None, "critique" if reliable else "unreliable", reason,
+                           v.id, v.score.structure, v.score.combined, v.score.targets_met, seconds,
+                           critique=_dump(crit)))
+        return crit
+
     score(session.head)
-    tools = [t for t in all_tools() if not t.read_only or t.name == "measure"]
-    bound = model.bind_tools([to_langchain(t) for t in tools])
+    tools = [t for t in all_tools() if not t.read_only or t.name == "measure" or t.family == "mask"]
+    lc_tools = [to_langchain(t) for t in tools]
+    # Strict schemas where the provider takes them: the model cannot invent or drop arguments.
+    if "strict" in inspect.signature(model.bind_tools).parameters:
+        bound = model.bind_tools(lc_tools, strict=True)
+    else:
+        bound = model.bind_tools(lc_tools)
 
     def over_budget() -> str | None:
         if budget.max_steps is not None and counters["steps"] >= budget.max_steps:
@@ -118,6 +182,14 @@ def run_loop(
             return f"model-call budget spent ({budget.max_model_calls} calls)"
         if budget.max_seconds is not None and time.perf_counter() - t0 >= budget.max_seconds:
             return f"time budget spent ({budget.max_seconds:g} s)"
+        cap = getattr(budget, "max_cost_usd", None)
+        if cap is not None:
+            spent = acct.cost_usd
+            if spent >= cap:
+                return f"cost budget spent (${spent:.4f} of ${cap:g})"
+            # Hard budget: stop before a call that would likely pass it (the last one's cost).
+            if spent + acct.last_cost("planner") > cap:
+                return f"cost budget spent (${spent:.4f} of ${cap:g}; the next call would pass it)"
         return None
 
     def state_message() -> HumanMessage:
@@ -136,7 +208,7 @@ def run_loop(
             lock=goal.lock,
             step=counters["steps"],
             history=history[-12:],
-            critique=_dump(getattr(head, "critique", None)),
+            critique=_dump(getattr(head, "critique", None), exclude={"raw"}),
             steps_left=None if budget.max_steps is None else budget.max_steps - counters["steps"],
             masks=sorted(session.masks_full),
         )
@@ -157,13 +229,16 @@ def run_loop(
             return {"stop": reason}
         counters["turns"] += 1
         counters["calls"] += 1
+        t1 = time.perf_counter()
         try:
             ai = bound.invoke(state["messages"])
-        except Exception as exc:  # provider errors end the run with the best so far
+        except Exception as exc:  # provider errors (after the client's retries) end the run with the best so far
+            acct.record(counters["turns"], "planner", planner_key, None, time.perf_counter() - t1,
+                        f"{type(exc).__name__}: {str(exc)[:200]}")
             return {"stop": f"the planning model failed: {type(exc).__name__}: {exc}"}
-        usage = getattr(ai, "usage_metadata", None) or {}
-        counters["in"] += int(usage.get("input_tokens", 0))
-        counters["out"] += int(usage.get("output_tokens", 0))
+        call = acct.record(counters["turns"], "planner", planner_key, ai, time.perf_counter() - t1)
+        counters["in"] += call.input_tokens
+        counters["out"] += call.output_tokens
         return {"messages": [ai]}
 
     def act(state: _State) -> dict[str, Any]:
@@ -172,7 +247,10 @@ def run_loop(
         bad = list(getattr(ai, "invalid_tool_calls", []) or [])
         if not calls and not bad:
             text = ai.content if isinstance(ai.content, str) else ""
-            return {"stop": "the planner finished" + (f": {text.strip()[:200]}" if text.strip() else "")}
+            crit = session.head.critique
+            unmet = "" if crit is None or crit.goal_met else \
+                f" (the critic is not satisfied: {', '.join(getattr(crit, 'issues', []) or []) or 'no issue named'})"
+            return {"stop": "the planner finished" + unmet + (f": {text.strip()[:200]}" if text.strip() else "")}
         out: list[AnyMessage] = []
         any_ok = False
         for call in bad:
@@ -180,8 +258,9 @@ def run_loop(
             out.append(ToolMessage(content=msg, tool_call_id=call.get("id") or "invalid", status="error"))
             _record(TraceEntry(counters["turns"], str(call.get("name")), {}, None, "error", msg, None))
         for call in calls:
-            if over_budget():
-                out.append(ToolMessage(content="not run: budget spent", tool_call_id=call["id"], status="error"))
+            spent = over_budget()
+            if spent:  # the model is told which budget ended the run
+                out.append(ToolMessage(content=f"not run: {spent}", tool_call_id=call["id"], status="error"))
                 continue
             text, ok = execute(call)
             any_ok |= ok
@@ -198,8 +277,19 @@ def run_loop(
         t1 = time.perf_counter()
         try:
             tool = get(name)
+            if tool.family == "mask":  # makes a named mask in the session, not a version
+                from tools.masks import describe_mask
+
+                p = tool.validate(args)
+                session.add_mask(p.name, tool(session.head.image, p))
+                info = describe_mask(session.head.image, session.mask(p.name, session.head.image))
+                _record(TraceEntry(counters["turns"], name, p.model_dump(), None, "mask", info.summary(), None,
+                                   seconds=time.perf_counter() - t1))
+                return f"mask {p.name!r}: {info.summary()}", True
             if tool.read_only:
                 return f"{session.head.id}: {session.head.stats.summary()}", True
+            if mask is None and region is not None and tool.supports_mask:
+                mask = region
             counters["steps"] += 1
             head = session.head
             cand = session.try_step(name, args, mask)
@@ -209,6 +299,10 @@ def run_loop(
             history.append(Attempt(tool=name, params=args, mask=mask, kept=False, reason=str(exc)))
             return f"error: {exc}", False
         s = score(cand)
+        if critic is not None and critic_phase and s.lock_ok and head.critique is not None:
+            # the head's score includes a critique: judge the candidate the same way before comparing
+            review(cand)
+            s = cand.score
         old = head.score
         before, after = _key_metrics(head), _key_metrics(cand)
         if not s.lock_ok:
@@ -237,8 +331,10 @@ def run_loop(
         if s.targets_total and s.targets_met == s.targets_total:
             if critic is None:
                 return "all targets met"
-            crit = critic(session, session.head)
-            session.head.critique = crit
+            head = session.head
+            crit = head.critique if head.critique is not None else review(head)
+            if crit is None:
+                return "all targets met (the critic failed; see the trace)"
             if crit.goal_met:
                 return "all targets met and the critic is satisfied"
         if counters["failed_turns"] >= MAX_FAILED_TURNS:
@@ -267,7 +363,8 @@ def run_loop(
     best = max(session.versions.values(), key=lambda v: (v.score.combined if v.score else float("-inf")))
     return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
                       model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],
-                      seconds=time.perf_counter() - t0, messages=list(final["messages"]))
+                      seconds=time.perf_counter() - t0, messages=list(final["messages"]),
+                      cost_usd=acct.cost_usd, usage=acct.to_dict())
 
 
 def _floats(stats: Any) -> dict[str, float]:
@@ -276,8 +373,8 @@ def _floats(stats: Any) -> dict[str, float]:
     return {k: round(float(v), 4) for k, v in stats.model_dump().items() if isinstance(v, (int, float))}
 
 
-def _dump(obj: Any) -> dict[str, Any] | None:
-    return obj.model_dump() if hasattr(obj, "model_dump") else None
+def _dump(obj: Any, exclude: set[str] | None = None) -> dict[str, Any] | None:
+    return obj.model_dump(exclude=exclude) if hasattr(obj, "model_dump") else None
 
 
 def _key_metrics(v: Version) -> dict[str, float]:

@@ -404,6 +404,8 @@ def decide(state: PlanState, tools: dict[str, BoundTool], max_calls: int = 3) ->
 
 def _propose(t: TargetState, state: PlanState, tools: dict[str, BoundTool], hist: History) -> _Proposal | None:
     current = t.value if t.value is not None else state.stats.get(t.metric)
+    if current is None and "@" in t.metric:
+        current = 0.0  # a region metric whose mask is not made yet: the strategy makes it
     if current is None:
         return None
     aim = _aim(t, current)
@@ -424,7 +426,7 @@ def _propose(t: TargetState, state: PlanState, tools: dict[str, BoundTool], hist
 
 def _options(t: TargetState, state: PlanState) -> tuple[Strategy, ...]:
     """The strategies for one target, in the order to try them for this goal and photo."""
-    base = STRATEGIES.get(t.metric, ())
+    base = STRATEGIES.get(t.metric, ()) or _local_strategies(t, state)
     intents = {str(i.get("name")) for i in state.intents}
     first = tuple(INTENT_FIRST[name][t.metric] for name in sorted(intents)
                   if t.metric in INTENT_FIRST.get(name, {}))
@@ -441,6 +443,38 @@ def _options(t: TargetState, state: PlanState) -> tuple[Strategy, ...]:
 
 
 STRONG_CAST = 12.0  # a*b* units: beyond this a grey-world balance is the first try
+
+# Region targets (agent/goals.py): remove the defects, remove the object in a box, or move L*
+# inside a named mask, which is made first when the session does not have it yet.
+REMOVE_DEFECTS = Strategy("remove_defects", 0, "", 0.0, fixed=(("kind", "both"),))
+MASK_MAKERS = {"face": "mask_faces", "sky": "mask_sky"}
+LOCAL_EXPOSURE = Strategy("exposure", 1, "stops", 15.0, min_step=0.1, max_step=1.5)  # ~15 L* per stop in midtones
+
+
+# Face generator edits (tools/gan): gains are the directions' measured score change per unit strength.
+GAN_EDITS = {f"gan_{d}": Strategy("gan_edit", 0, "strength", g, min_step=2.0, max_step=3.0,
+                                  fixed=(("direction", d),))
+             for d, g in (("smile", 0.42), ("eyeglasses", 0.17), ("lighting", 0.12))}
+
+
+def _local_strategies(t: TargetState, state: PlanState) -> tuple[Strategy, ...]:
+    base, _, where = t.metric.partition("@")
+    if base in GAN_EDITS:
+        return (GAN_EDITS[base],)
+    if base == "defects_left":
+        return (REMOVE_DEFECTS,)
+    if base == "changed":
+        try:
+            x, y, w, h = (float(v) for v in where.split(","))
+        except ValueError:
+            return ()
+        return (Strategy("remove_object", 0, "", 0.0, fixed=(("x", x), ("y", y), ("w", w), ("h", h))),)
+    if base == "dL" and where:
+        if where not in state.masks:
+            maker = MASK_MAKERS.get(where)
+            return (Strategy(maker, 0, "", 0.0, fixed=(("name", where),)),) if maker else ()
+        return (replace(LOCAL_EXPOSURE, fixed=(("mask", where),)),)
+    return ()
 
 # Intents whose own tool beats the generic levers on their targets.
 INTENT_FIRST: dict[str, dict[str, Strategy]] = {
