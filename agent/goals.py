@@ -47,8 +47,9 @@ match_reference    from the reference's stats: mean_L +-4, cast_a/cast_b +-3,
                    mean_saturation and rms_contrast +-15 % (at least +-0.03 / +-0.02)
 fix_color          neutralize_cast when cast >= 3, more_saturation when the colours are
                    dull (mean_saturation < 0.12), else neutralize_cast
-enhance            whatever the measurements flag: exposure outside [42, 65] or > 3 %
-                   clipped highlights, cast > 12, rms_contrast < 0.14, dull colour
+enhance            whatever the measurements flag, gently (degree 0.5; never a cast: a warm
+                   scene reads like one, so casts are fixed only when asked): mean_L < 35 (brighten) or > 70 (darken), > 3 % clipped
+                   highlights (recover), rms_contrast < 0.14, dull colour
                    (mean_saturation < 0.12), noise_sigma > 0.02
 ================== ================================================================
 """
@@ -287,6 +288,8 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
     if n in ("fix_exposure",):
         return _exposure_targets(s, n)
     if n == "neutralize_cast":
+        if intent.degree < 1:  # unasked ("enhance"): halve it; a warm scene reads as a cast
+            return [_t("cast", None, max(CAST_OK, s.cast * (1 - intent.degree)), n, label="reduced")]
         return [_t("cast", None, CAST_OK, n)]
     if n == "black_and_white":
         return [_t("mean_saturation", None, 0.02, n), _t("colorfulness", None, 3.0, n, 0.5)]
@@ -432,15 +435,19 @@ def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
         name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
         return [(intent.model_copy(update={"name": name, **measured}), name)]
     if n == "enhance":
+        # Unasked fixes are gentle (degree 0.5) and only for clear defects: blind "restore"
+        # evals showed full corrections pulling low-key or warm photos away from their truth.
+        gentle = {**measured, "degree": 0.5}
         found: list[tuple[Intent, str]] = []
-        if not 42 <= s.mean_L <= 65 or s.clipped_highlights_pct > 3:
-            found += _resolve(intent.model_copy(update={"name": "fix_exposure"}), s)
-        # measured casts of 15+ are common in warm-lit photos that look right: only a
-        # strong one is a defect worth fixing unasked
-        checks = [("neutralize_cast", s.cast > 12), ("more_contrast", s.rms_contrast < 0.14),
+        if s.mean_L < 35 or s.mean_L > 70 or s.clipped_highlights_pct > 3:
+            name = "brighten" if s.mean_L < 35 else "darken" if s.mean_L > 70 else "recover_highlights"
+            found.append((intent.model_copy(update={"name": name, **gentle}), name))
+        # No unasked cast fix: the measured cast cannot tell a warm scene (cat fur, coffee)
+        # from a cast, and on the restore suite every such fix lowered PSNR. Asked, it is done.
+        checks = [("more_contrast", s.rms_contrast < 0.14),
                   ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3),
                   ("denoise", s.noise_sigma > 0.02)]
-        found += [(intent.model_copy(update={"name": k, **measured}), k) for k, bad in checks if bad]
+        found += [(intent.model_copy(update={"name": k, **gentle}), k) for k, bad in checks if bad]
         return found or [(intent.model_copy(update=measured), "enhance")]
     return [(intent, n)]
 
