@@ -163,6 +163,7 @@ def edit_cmd(
                       max_seconds=max_seconds, preview=preview, base_url=base_url, max_pixels=max_pixels,
                       on_event=lambda e: _add_step_row(table, e), critic=critic, max_model_calls=max_calls,
                       max_cost_usd=max_cost, timeout=timeout, region=region)
+    console.print()  # the live table's last line ends without a newline
     path = result.save(output, quality=quality, overwrite=overwrite)
     rec = result.recipe if mask is None else result.recipe.model_copy(
         update={"masks": {**result.recipe.masks, "region": {"path": str(mask.resolve())}}})  # `apply` finds it
