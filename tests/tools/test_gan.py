@@ -286,3 +286,24 @@ def test_attribute_change_measures_an_edit(quick) -> None:
     assert gt.attribute_change(img, out, "lighting") > 0.02
     assert gt.attribute_change(img, img, "smile") == 0.0
     assert gt.attribute_change(torch.full((1, 3, 80, 80), 0.5), img, "smile") is None
+
+
+def test_make_him_smile_end_to_end_with_the_offline_planner(quick) -> None:
+    """The issue's acceptance: a goal in words, the offline planner, a face pasted into a photo."""
+    from agent.api import edit
+
+    gt._INVERSIONS.clear()
+    img = portrait(7)
+    before = img.clone()
+    result = edit(img, "make him smile", model="offline", max_steps=3)
+    assert torch.equal(img, before), "the original is not modified"
+    assert result.score.targets_total == 1 and result.score.targets_met == 1, result.summary()
+    assert [s.tool for s in result.recipe.steps] and {s.tool for s in result.recipe.steps} == {"gan_edit"}
+    # the target is measured, not assumed: the smile scorer moved by at least the goal's 0.6
+    assert gt.attribute_change(img, result.image, "smile") >= 0.6
+    changed = (result.image != img).any(1)[0]
+    ys, xs = torch.nonzero(changed, as_tuple=True)
+    assert len(ys) > 0 and xs.min() >= 50 and xs.max() <= 190 and ys.min() >= 15 and ys.max() <= 165
+    outside = torch.ones_like(changed)
+    outside[15:166, 50:191] = False
+    assert torch.equal(result.image[..., outside], img[..., outside]), "pixels outside the face mask are identical"

@@ -86,8 +86,27 @@ REGIONS = {
 }
 
 
+# The latest inversions, keyed by the image's pixels and the face: the planner tries several
+# strengths on the same photo, and attribute_change must measure with gan_edit's own framing.
+_INVERSIONS: dict[tuple[str, int], tuple[facelib.Crop, inv.Inversion, dict]] = {}
+_KEEP = 4
+
+
+def _fingerprint(img: Tensor) -> str:
+    import hashlib
+
+    a = img.detach().float().cpu().contiguous()
+    return hashlib.sha1(str(tuple(a.shape)).encode() + a.numpy().tobytes()).hexdigest()
+
+
 def _invert_face(img: Tensor, face: int, known: Tensor | None = None) -> tuple[facelib.Crop, inv.Inversion]:
     backend = get_backend("dcgan", device=img.device)
+    key = (_fingerprint(img), face)
+    if known is None and key in _INVERSIONS:
+        crop, result, info = _INVERSIONS[key]
+        last_inversion.clear()
+        last_inversion.update(info)
+        return crop, result
     crop = facelib.find_face(img, face)
     if face >= 0:
         crop = _best_framing(img, crop, backend, known)
@@ -100,6 +119,10 @@ def _invert_face(img: Tensor, face: int, known: Tensor | None = None) -> tuple[f
     if result.psnr[0] < MIN_PSNR:
         raise ToolError(f"the face generator could not reproduce this face (reconstruction PSNR "
                         f"{result.psnr[0]:.1f} dB < {MIN_PSNR}); an edit built on it would not be faithful")
+    if known is None:
+        while len(_INVERSIONS) >= _KEEP:
+            _INVERSIONS.pop(next(iter(_INVERSIONS)))
+        _INVERSIONS[key] = (crop, result, dict(last_inversion))
     return crop, result
 
 
@@ -201,15 +224,25 @@ def cover(x: Tensor, size: tuple[int, int]) -> Tensor:
 def attribute_change(original: Tensor, image: Tensor, attribute: str) -> float | None:
     """How much `attribute` (a `directions.ATTRIBUTES` scorer) grew on the largest face, image vs original.
 
-    Both are cut with the same crop (the face found in the original) and scored the way
-    the directions were fitted; None when the original has no detectable face. This is
-    the measurement a goal target such as "make her smile" steers by.
+    The scorers were calibrated on generated faces and saturate on real ones (the
+    astronaut's broad smile already scores 3.4 on the Haar cascade, and adding a smile on
+    top of it lowers that peak), so the change is measured where the directions were
+    fitted: the photo's change inside gan_edit's own crop is added to the generator's
+    reconstruction of the original face, and that is scored against the reconstruction.
+    The inversion is the one gan_edit made (cached), or is made once here. When the face
+    cannot be reproduced, both crops are scored directly. None when there is no face.
     """
-    boxes = facelib.detect_faces(original[0])
-    if not boxes or attribute not in dirs.ATTRIBUTES:
+    if attribute not in dirs.ATTRIBUTES or not facelib.detect_faces(original[0]):
         return None
-    crop = facelib.crop_for_box(boxes[0])
     res = get_backend("dcgan").resolution
-    both = torch.cat([facelib.cut(original[0].float(), crop, res), facelib.cut(image[0].float(), crop, res)])
-    s = dirs.score_faces(both)[attribute]
+    try:
+        crop, result = _invert_face(original[0], 0)
+        base = result.recon[:1].float().cpu()
+    except ToolError:  # not reproducible: score the photo's own pixels in the detector's framing
+        crop, base = facelib.crop_for_box(facelib.detect_faces(original[0])[0]), None
+    before = facelib.cut(original[0].float(), crop, res).cpu()
+    after = facelib.cut(image[0].float(), crop, res).cpu()
+    if base is not None:
+        before, after = base, (base + after - before).clamp(0, 1)
+    s = dirs.score_faces(torch.cat([before, after]))[attribute]
     return float(s[1] - s[0])
