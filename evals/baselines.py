@@ -11,7 +11,10 @@
 - fit (match only): the continuous parameters of a fixed pointwise chain
   (exposure, white balance, contrast, saturation) fitted to the reference by
   least squares on a 64 px preview (Powell), then applied at full size.
-- any other name is an agent: `agent.api.edit` with that planner ("offline",
+- fill-telea, fill-ns, fill-exemplar, fill-auto (inpaint only): `tools.inpaint`
+  with that method on the case's known hole.
+- any other name is an agent (on inpaint cases only spots and scratches, which it
+  can find itself; it is not told where a square or stroke hole is): `agent.api.edit` with that planner ("offline",
   "openai:gpt-4o-mini", "hf:/path" ...).
 """
 
@@ -20,11 +23,14 @@ from __future__ import annotations
 import inspect
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
 
-BASELINES = ("identity", "auto", "oracle", "fit")
+FILL_METHODS = ("telea", "ns", "exemplar", "auto")
+GAN_SYSTEMS = ("gan-encoder", "gan-invert", "gan-latent")
+BASELINES = ("identity", "auto", "oracle", "fit", *(f"fill-{m}" for m in FILL_METHODS), *GAN_SYSTEMS)
 FIT_CHAIN = (("exposure", "stops", -2.0, 2.0), ("white_balance", "temperature", -100.0, 100.0),
              ("white_balance", "tint", -100.0, 100.0), ("contrast", "amount", -100.0, 100.0),
              ("saturation", "amount", -100.0, 100.0))
@@ -48,6 +54,7 @@ class Output:
     stop_reason: str = ""
     note: str = ""
     usd: float | None = 0.0  # None: a model without a known price was called
+    extra: dict[str, Any] = field(default_factory=dict)  # kind-specific record fields (gan: moved)
 
 
 def identity(case: Any, image: torch.Tensor, reference: torch.Tensor | None) -> Output:
@@ -157,6 +164,39 @@ def parametric_fit(case: Any, image: torch.Tensor, reference: torch.Tensor | Non
                   note=f"{res.nfev} evaluations, mse {res.fun:.2e}")
 
 
+def fill_hole(method: str, case: Any, image: torch.Tensor, reference: torch.Tensor | None) -> Output:
+    """Fill the case's known hole with one method of `tools.inpaint` (inpaint cases only)."""
+    from evals.suites import case_mask
+    from tools.inpaint import inpaint
+
+    if case.kind != "inpaint":
+        raise NotApplicable("hole filling needs an inpaint case (a known hole)")
+    hole = case_mask(case, *image.shape[-2:])
+    return Output(image=inpaint(image, hole, method=method), steps=1,
+                  trace=[f"inpaint(method={method}) on {int(hole.sum())} px"])
+
+
+def run_chat(model: str, case: Any, image: torch.Tensor, *, base_url: str | None = None) -> Output:
+    """A scripted conversation (`case.turns`) with the chat engine; the output is the version it ends on."""
+    import tempfile
+
+    from agent.chat import Session
+
+    with tempfile.TemporaryDirectory(prefix="imagent-eval-chat-") as tmp:
+        options: dict[str, Any] = {"model": model, "lock": case.lock, "max_steps": case.max_steps}
+        if base_url is not None:
+            options["base_url"] = base_url
+        with Session.open(image, session=Path(tmp) / "s", preview=max(image.shape[-2:]), **options) as s:
+            trace, calls = [], 0
+            for text in case.turns:
+                reply = s.say(text)
+                calls += len(reply.trace)
+                trace.append(f"{text!r} -> {reply.version}: {reply.text.splitlines()[0][:80] if reply.text else ''}")
+            out = s.render()
+            steps = len(s.recipe().steps)
+    return Output(image=out, steps=steps, tool_calls=calls, trace=trace, stop_reason=f"{len(case.turns)} turns")
+
+
 def _edit_supports(option: str) -> bool:
     from agent.api import edit
 
@@ -200,12 +240,40 @@ def run_system(name: str, case: Any, image: torch.Tensor, reference: torch.Tenso
     """(output, seconds) of system `name` on one case; raises NotApplicable when it does not apply."""
     t0 = time.perf_counter()
     fn = {"identity": identity, "auto": auto_enhance, "oracle": oracle, "fit": parametric_fit}.get(name)
-    out = fn(case, image, reference) if fn else run_agent(name, case, image, reference, **agent_options)
+    if name in GAN_SYSTEMS:
+        if case.kind != "gan":
+            raise NotApplicable(f"{name} works on generated faces (gan cases)")
+        from evals.gan import run
+
+        image_out, extra, trace = run(name, case, image)
+        out = Output(image=image_out, steps=1, trace=trace, extra=extra)
+    elif case.kind == "gan":
+        raise NotApplicable("gan cases are run by the gan-* systems")
+    elif name.startswith("fill-") and name[5:] in FILL_METHODS:
+        out = fill_hole(name[5:], case, image, reference)
+    elif fn:
+        out = fn(case, image, reference)
+    else:
+        if case.kind == "inpaint" and (case.mask or {}).get("shape") in ("square", "strokes"):
+            raise NotApplicable("the agent is not told where a square or brush-stroke hole is")
+        if case.kind == "chat":
+            if agent_options.get("critic") is not None:
+                raise NotApplicable("chat cases run without a critic")
+            out = run_chat(name, case, image, base_url=agent_options.get("base_url"))
+        else:
+            out = run_agent(name, case, image, reference, **agent_options)
     return out, time.perf_counter() - t0
 
 
 def default_systems(kind: str, models: list[str]) -> list[str]:
     """identity, auto, oracle (where one can exist), fit (match), the offline agent, then `models`."""
+    if kind == "gan":
+        return list(GAN_SYSTEMS)
+    if kind == "chat":
+        return ["identity", "offline"] + [m for m in models if m not in ("identity", "offline")]
+    if kind == "inpaint":
+        names = ["identity", *(f"fill-{m}" for m in FILL_METHODS)]
+        return names + ["offline"] + [m for m in models if m not in names and m != "offline"]
     names = ["identity", "auto"]
     if kind in ("restore", "match"):
         names.append("oracle")

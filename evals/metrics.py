@@ -215,3 +215,44 @@ def within_darktable_tolerance(
     """darktable's test bound for two renderings: max deltaE2000 < 2.3 and mean < 0.77."""
     mean, peak = delta_e2000(a, b)
     return peak < max_de and mean < mean_de
+
+
+# ------------------------------------------------------------------ masked (inside a hole)
+
+
+def _hole(mask: torch.Tensor, a: torch.Tensor, where: str) -> torch.Tensor:
+    """The mask as (B,1,H,W) booleans matching `a`; raises ToolError when it is empty or the wrong size."""
+    m = mask if mask.dim() == 4 else mask.view(1, 1, *mask.shape[-2:])
+    if m.shape[-2:] != a.shape[-2:]:
+        raise ToolError(f"{where}: mask is {tuple(m.shape[-2:])}, image is {tuple(a.shape[-2:])}")
+    m = (m[:, :1] > 0.5).expand(a.shape[0], 1, *a.shape[-2:])
+    if not bool(m.any()):
+        raise ToolError(f"{where}: the mask is empty; there is no hole to score")
+    return m
+
+
+def psnr_masked(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """PSNR (dB, data range 1) over the pixels inside `mask` only (all channels); +inf if they match."""
+    _pair(a, b, "psnr_masked")
+    m = _hole(mask, a, "psnr_masked").expand_as(a)
+    mse = (a.detach().double() - b.detach().double())[m].pow(2).mean()
+    return float(10.0 * torch.log10(1.0 / mse))
+
+
+def ssim_masked(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor, window: int = 11) -> float:
+    """The SSIM map (as `ssim`) averaged over the pixels inside `mask` only."""
+    import kornia.metrics
+
+    _pair(a, b, "ssim_masked")
+    m = _hole(mask, a, "ssim_masked").expand_as(a)
+    side = min(a.shape[-2:])
+    if window // 2 >= side:
+        window = max(1, 2 * side - 1)
+    smap = kornia.metrics.ssim(a.detach().float(), b.detach().float(), window)
+    return float(smap[m].mean())
+
+
+def delta_e2000_masked(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean CIEDE2000 over the pixels inside `mask` only."""
+    m = _hole(mask, a, "delta_e2000_masked")[:, 0]
+    return float(delta_e2000_map(a, b)[m].mean())

@@ -34,11 +34,13 @@ from typing import Any
 from agent.errors import UserError
 
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e")
+HOLE_METRICS = ("hole_psnr", "hole_ssim", "hole_delta_e")  # inpaint: inside the hole only
 PSNR_CAP = 100.0  # dB for identical images: JSON has no infinity
 # summary columns: (key, header, direction for "best": +1 higher, -1 lower, 0 none)
 SUMMARY: list[tuple[str, str, int]] = [
     ("cases", "cases", 0), ("failed", "failed", -1), ("psnr", "PSNR dB", 1), ("ssim", "SSIM", 1),
-    ("ms_ssim", "MS-SSIM", 1), ("delta_e", "mean dE2000", -1), ("success", "targets success %", 1),
+    ("ms_ssim", "MS-SSIM", 1), ("delta_e", "mean dE2000", -1), ("hole_psnr", "hole PSNR dB", 1),
+    ("hole_ssim", "hole SSIM", 1), ("hole_delta_e", "hole dE2000", -1), ("moved", "edit moved %", 1), ("success", "targets success %", 1),
     ("lock_violations", "lock violations", -1), ("steps", "steps", 0), ("tool_calls", "tool calls", 0),
     ("model_calls", "model calls", 0), ("tokens", "tokens", 0), ("usd", "USD total", -1),
     ("seconds", "s / case", -1),
@@ -79,6 +81,17 @@ def full_reference(output: Any, reference: Any) -> dict[str, float | None]:
             "delta_e": round(delta_e2000(output, reference)[0], 6)}
 
 
+def hole_metrics(output: Any, reference: Any, hole: Any) -> dict[str, float | None]:
+    """psnr (capped), ssim and mean deltaE2000 inside the hole only."""
+    from evals.metrics import delta_e2000_masked, psnr_masked, ssim_masked
+
+    if output.shape != reference.shape:
+        return dict.fromkeys(HOLE_METRICS)
+    p = psnr_masked(output, reference, hole)
+    return {"hole_psnr": round(min(p, PSNR_CAP), 6), "hole_ssim": round(ssim_masked(output, reference, hole), 6),
+            "hole_delta_e": round(delta_e2000_masked(output, reference, hole), 6)}
+
+
 def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, Any]) -> dict[str, Any]:
     """Run `systems` on one case; returns {"record": JSON-ready dict, "files": {relpath: PNG bytes}}."""
     import torch
@@ -105,6 +118,14 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
         files[f"{folder}/reference.png"] = _png(reference)
         record["reference"] = f"{folder}/reference.png"
         record["input_metrics"] = full_reference(image, reference)
+    hole = None
+    if case.kind == "inpaint":
+        from evals.suites import case_mask
+
+        hole = case_mask(case, *image.shape[-2:])
+        files[f"{folder}/mask.png"] = _png(hole.expand(1, 3, -1, -1))
+        record["mask"] = f"{folder}/mask.png"
+        record["input_metrics"].update(hole_metrics(image, reference, hole))
     in_stats = measure(image)
     ref_stats = measure(reference) if reference is not None else None
     agent_options = {k: v for k, v in options.items() if k in ("critic", "base_url") and v is not None}
@@ -125,13 +146,16 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
         stats = measure(result)
         met = sum(t.met(stats, in_stats, ref_stats) for t in case.targets)
         tokens = out.input_tokens + out.output_tokens
+        if hole is not None:
+            entry.update(hole_metrics(result, reference, hole))
         entry.update(image=rel, **(full_reference(result, reference) if reference is not None else {}),
                      structure=round(structure, 6), lock_violation=structure < case.lock - 1e-6,
                      targets_met=met, targets_total=len(case.targets),
                      success=met == len(case.targets) if case.targets else None,
                      steps=out.steps, tool_calls=out.tool_calls, model_calls=out.model_calls,
                      input_tokens=out.input_tokens, output_tokens=out.output_tokens, tokens=tokens, usd=out.usd,
-                     seconds=round(seconds, 3), trace=out.trace, stop_reason=out.stop_reason, note=out.note)
+                     seconds=round(seconds, 3), trace=out.trace, stop_reason=out.stop_reason, note=out.note,
+                     **out.extra)
         record["systems"][name] = entry
     if record["systems"] and all(e["status"] == "failed" for e in record["systems"].values()):
         record["status"] = "failed"
@@ -250,7 +274,7 @@ def summarize(records: Iterable[dict[str, Any]], systems: list[str]) -> list[dic
         judged = [e["success"] for e in ok if e.get("success") is not None]
         usd = [e["usd"] for e in ok]
         row: dict[str, Any] = {"system": name, "cases": len(ok), "failed": failed}
-        for key in (*METRICS, "steps", "tool_calls", "model_calls", "tokens", "seconds"):
+        for key in (*METRICS, *HOLE_METRICS, "moved", "steps", "tool_calls", "model_calls", "tokens", "seconds"):
             row[key] = _mean(e.get(key) for e in ok)
         row["success"] = 100.0 * sum(judged) / len(judged) if judged else None
         row["lock_violations"] = sum(bool(e.get("lock_violation")) for e in ok)

@@ -12,9 +12,11 @@ Regenerating a suite from its spec gives the stored cases exactly, and building
 a case twice gives the same input bytes (`tests/evals/test_suites.py`).
 ``load_suite(name, images=DIR)`` regenerates the cases over the user's photos.
 
-Case kinds ``inpaint``, ``gan`` and ``chat`` have their fields defined here so that
-suites can be written for them; generating and running them is still to do (see
-`AVAILABLE` for the modules each needs).
+Inpaint cases paint a hole (drawn from the case's mask seed by `case_mask`) white
+into the clean photo; the clean photo is the reference. Chat cases are a
+scripted conversation (``turns``) with targets on the image it ends on, relative
+to the photo it started from. Gan cases draw faces from the embedded generator
+(see `evals.gan`).
 """
 
 from __future__ import annotations
@@ -186,10 +188,105 @@ def _match_case(r: random.Random, i: int, source: str, size: int) -> Case:
                 goal="match the look of the reference photo", targets=targets, lock=0.8)
 
 
-_MAKERS = {"restore": _restore_case, "retouch": _retouch_case, "match": _match_case}
-AVAILABLE = {  # kind -> the module its cases will exercise (generators for the last three: to do)
+# inpaint: mask kind -> the goal the agent is given (it sees only the damaged photo, no mask)
+INPAINT_SHAPES = {"spots": "remove the spots", "scratches": "remove the scratches",
+                  "square": "fill the hole", "strokes": "fill the hole"}
+HOLE_VALUE = 1.0  # holes are painted white in the input, as a scanner shows dust and missing emulsion
+
+
+def _inpaint_case(r: random.Random, i: int, source: str, size: int) -> Case:
+    shape = list(INPAINT_SHAPES)[i % len(INPAINT_SHAPES)]
+    return Case(id=f"inpaint-{i:03d}", kind="inpaint", source=source, size=size,
+                mask={"shape": shape, "seed": r.randrange(1 << 16)}, goal=INPAINT_SHAPES[shape], lock=0.7)
+
+
+def case_mask(case: Case, height: int, width: int) -> torch.Tensor:
+    """The hole of an inpaint case as a (1,1,H,W) 0/1 tensor, drawn from its mask seed.
+
+    spots: 6-12 discs of radius 1-3 px; scratches: 2-3 lines 1-2 px thick across
+    40-90 % of the photo; square: one 64 px square (half the short side if smaller);
+    strokes: 2-3 free-form brush strokes 5-9 px wide.
+    """
+    import cv2
+    import numpy as np
+
+    spec = case.mask or {}
+    shape = spec.get("shape")
+    if shape not in INPAINT_SHAPES:
+        raise UserError(f"case {case.id}: mask shape {shape!r} is not one of {', '.join(INPAINT_SHAPES)}")
+    r = random.Random(int(spec.get("seed", 0)))
+    m = np.zeros((height, width), np.uint8)
+    side = max(height, width)
+    if shape == "spots":
+        for _ in range(r.randint(6, 12)):
+            cv2.circle(m, (r.randrange(width), r.randrange(height)), r.randint(1, 3), 1, -1)
+    elif shape == "scratches":
+        for _ in range(r.randint(2, 3)):
+            x0, y0 = r.randrange(width), r.randrange(height)
+            ang, length = r.uniform(0, 3.1416), r.uniform(0.4, 0.9) * side
+            x1, y1 = int(x0 + length * np.cos(ang)), int(y0 + length * np.sin(ang))
+            cv2.line(m, (x0, y0), (x1, y1), 1, r.randint(1, 2))
+    elif shape == "square":
+        s = min(64, min(height, width) // 2)
+        x, y = r.randrange(width - s + 1), r.randrange(height - s + 1)
+        m[y:y + s, x:x + s] = 1
+    else:
+        for _ in range(r.randint(2, 3)):
+            pts = [(r.randrange(width), r.randrange(height))]
+            for _ in range(r.randint(3, 5)):
+                px, py = pts[-1]
+                step = side // 6
+                pts.append((min(width - 1, max(0, px + r.randint(-step, step))),
+                            min(height - 1, max(0, py + r.randint(-step, step)))))
+            cv2.polylines(m, [np.array(pts, np.int32)], False, 1, r.randint(5, 9))
+    if not m.any():  # a degenerate draw (a zero-length scratch): one pixel keeps the case valid
+        m[height // 2, width // 2] = 1
+    return torch.from_numpy(m.astype(np.float32)).view(1, 1, height, width)
+
+
+# chat: a scripted conversation -> targets on the image it ends on, relative to the photo it started from
+CHAT_SCRIPTS: list[tuple[list[str], list[dict[str, Any]]]] = [
+    (["make it brighter", "a bit more"], [{"metric": "mean_L", "low": 6, "high": 40}]),
+    (["make it brighter", "a bit more", "undo that"], [{"metric": "mean_L", "low": 2, "high": 25}]),
+    (["make it warmer", "undo that"], [{"metric": "mean_L", "low": -0.5, "high": 0.5},
+                                       {"metric": "cast_b", "low": -0.5, "high": 0.5}]),
+    (["a bit darker", "cooler too"], [{"metric": "mean_L", "low": -25, "high": -1},
+                                      {"metric": "cast_b", "low": -20, "high": -1}]),
+    (["more vivid", "more contrast"], [{"metric": "mean_saturation", "low": 0.01, "high": 0.3},
+                                       {"metric": "rms_contrast", "low": 0.005, "high": 0.15}]),
+    (["black and white", "undo that", "warmer"], [{"metric": "cast_b", "low": 1, "high": 20},
+                                                  {"metric": "mean_saturation", "low": -0.05}]),
+]
+
+
+def _chat_case(r: random.Random, i: int, source: str, size: int) -> Case:
+    turns, targets = CHAT_SCRIPTS[r.randrange(len(CHAT_SCRIPTS))]
+    return Case(id=f"chat-{i:03d}", kind="chat", source=source, size=size, goal=" / ".join(turns),
+                turns=list(turns), targets=[TargetSpec(**t, relative_to="input") for t in targets], lock=0.8)
+
+
+# gan: edits on held-out faces (seeds far from the directions' fitting seeds)
+GAN_EDITS = (("smile", 3.0), ("lighting", 3.0), ("warmth", 3.0), ("hair_darkness", -3.0))
+
+
+def _gan_case(r: random.Random, i: int, source: str, size: int) -> Case:
+    seed = 1000 + r.randrange(1 << 20)
+    if i % 2 == 0:
+        return Case(id=f"gan-{i:03d}", kind="gan", source="generator:dcgan", size=64,
+                    gan={"task": "invert", "seed": seed, "steps": 200, "seconds": 9.0},
+                    goal="reconstruct this generated face", lock=0.0)
+    direction, amount = GAN_EDITS[(i // 2) % len(GAN_EDITS)]
+    return Case(id=f"gan-{i:03d}", kind="gan", source="generator:dcgan", size=256,
+                gan={"task": "edit", "seed": seed, "n": 8, "direction": direction, "amount": amount,
+                     "steps": 200, "seconds": 9.0},
+                goal=f"{'more' if amount > 0 else 'less'} {direction.replace('_', ' ')}", lock=0.0)
+
+
+_MAKERS = {"restore": _restore_case, "retouch": _retouch_case, "match": _match_case, "inpaint": _inpaint_case,
+           "chat": _chat_case, "gan": _gan_case}
+AVAILABLE = {  # kind -> the module its cases will exercise (generators for the last two: to do)
     "restore": None, "retouch": None, "match": None,
-    "inpaint": "tools.inpaint", "gan": "tools.gan", "chat": "agent.sessions",
+    "inpaint": "tools.inpaint", "gan": "tools.gan", "chat": "agent.chat",
 }
 
 
@@ -197,7 +294,7 @@ def generate(gen: Generator, sources: list[str] | None = None) -> list[Case]:
     """The cases of a generator spec: one per index, sources used round-robin, all from `gen.seed`."""
     if gen.kind not in _MAKERS:
         raise UserError(f"suites of kind {gen.kind!r} (needing {AVAILABLE.get(gen.kind)}) have a case format "
-                        "but no generator or runner yet; use restore, retouch or match")
+                        "but no generator or runner yet; use restore, retouch, match, inpaint, chat or gan")
     srcs = list(sources if sources is not None else gen.sources)
     if not srcs:
         raise UserError("a suite needs at least one source image")
@@ -230,7 +327,7 @@ def read_suite(name_or_path: str | Path) -> Suite:
         raise UserError(f"suite {p} uses format {suite.imagent_suite}; upgrade imagent")
     if suite.generator.kind not in _MAKERS:
         raise UserError(f"suite {suite.name!r} is of kind {suite.generator.kind!r}, which cannot run yet "
-                        "(restore, retouch and match can)")
+                        "(restore, retouch, match, inpaint, chat and gan can)")
     return suite
 
 
@@ -313,7 +410,11 @@ def look_recipe(case: Case) -> Any:
 def build_case(case: Case) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(input, reference) of a case; the reference is None for retouch (judged by targets)."""
     if case.kind not in _MAKERS:
-        raise UserError(f"case {case.id}: {case.kind!r} cases cannot be run yet (restore, retouch and match can)")
+        raise UserError(f"case {case.id}: {case.kind!r} cases cannot be run yet (restore, retouch, match, inpaint, chat and gan can)")
+    if case.kind == "gan":
+        from evals.gan import build
+
+        return build(case)
     clean = load_source(case.source, case.size)
     if case.kind == "restore":
         return apply_degradations(clean, case.degrade), clean
@@ -321,6 +422,9 @@ def build_case(case: Case) -> tuple[torch.Tensor, torch.Tensor | None]:
         from tools.recipe import apply_recipe
 
         return clean, apply_recipe(clean, look_recipe(case))
+    if case.kind == "inpaint":
+        hole = case_mask(case, *clean.shape[-2:])
+        return torch.where(hole > 0, torch.full_like(clean, HOLE_VALUE), clean), clean
     return clean, None
 
 
@@ -333,6 +437,12 @@ def main() -> None:
                     Generator(kind="retouch", seed=8, count=8)),
         "match": ("a hidden random look (exposure, white balance, contrast, saturation); match the reference",
                   Generator(kind="match", seed=8, count=8)),
+        "chat": ("scripted conversations (brighter, a bit more, undo that ...) judged on the image they end on",
+                 Generator(kind="chat", seed=8, count=8)),
+        "gan": ("inversion fidelity on generated faces; direction edits judged by the attribute scorers",
+                Generator(kind="gan", seed=8, count=6, size=64)),
+        "inpaint": ("holes (spots, scratches, 64 px squares, brush strokes) painted white; fill them back",
+                    Generator(kind="inpaint", seed=8, count=8)),
     }
     for name, (text, gen) in specs.items():
         path = write_suite(Suite(name=name, description=text, generator=gen, cases=generate(gen)),

@@ -48,11 +48,13 @@ def test_tiny_suite_end_to_end_on_the_local_engine(local_run: Path) -> None:
         assert ident["psnr"] == pytest.approx(rec["input_metrics"]["psnr"])
         assert orc["psnr"] >= ident["psnr"] - 1e-6, "undoing the known degradation never hurts"
         assert agent["model_calls"] >= 1 and agent["tool_calls"] >= agent["steps"]
-        assert agent["trace"] and all(isinstance(t, str) for t in agent["trace"])
+        # one trace line per tool call (the offline planner may rightly find nothing to do on a case)
+        assert len(agent["trace"]) >= agent["tool_calls"] and all(isinstance(t, str) for t in agent["trace"])
         for e in rec["systems"].values():
             assert (local_run / e["image"]).is_file()
             assert all(math.isfinite(e[k]) for k in ("psnr", "ssim", "delta_e", "structure"))
             assert isinstance(e["success"], bool) and e["targets_total"] == 4
+    assert any(r["systems"]["offline"]["trace"] for r in records.values()), "the agent edited at least one case"
     rows = list(csv.DictReader((local_run / "summary.csv").open()))
     assert [r["system"] for r in rows] == AGENT_SYSTEMS
     assert all(r["cases"] == "2" and r["failed"] == "0" for r in rows)

@@ -78,9 +78,9 @@ def test_bad_suites_and_folders_name_the_problem(tmp_path: Path) -> None:
         load_suite("restore", images=tmp_path / "missing")
     with pytest.raises(UserError, match="no photos"):
         load_suite("restore", images=tmp_path)
-    with pytest.raises(UserError, match="'inpaint'.*no generator"):
-        generate(Generator(kind="inpaint"))
-    assert {"restore", "retouch", "match"} <= set(suite_names())
+    with pytest.raises(UserError, match="at least one source"):
+        generate(Generator(kind="inpaint"), sources=[])
+    assert {"restore", "retouch", "match", "inpaint", "chat", "gan"} <= set(suite_names())
 
 
 def test_targets_relative_to_input_and_reference() -> None:
