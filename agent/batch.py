@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,16 @@ def run_batch(
     *,
     model: str = "offline",
     workers: int = 1,
+    engine: str = "local",
+    ray_address: str | None = None,
     console: Any = None,
     **options: Any,
 ) -> list[dict[str, Any]]:
     """Edit each image in `in_dir` into `out_dir`; returns one row per file and writes summary.csv.
 
-    Threads, not processes: torch and OpenCV release the GIL in their kernels, and the
-    models and embeddings are loaded once.
+    engine "local": threads, not processes (torch and OpenCV release the GIL in their
+    kernels, and models load once). engine "ray": one Ray task per photo, on a local Ray
+    or a cluster (`ray_address`; the folders must then be on storage every node sees).
     """
     from rich.progress import Progress
     from rich.table import Table
@@ -66,14 +68,19 @@ def run_batch(
         row["seconds"] = round(time.perf_counter() - t0, 2)
         return row
 
+    from evals.runner import make_engine
+
     rows: list[dict[str, Any]] = []
-    with Progress(console=console, transient=False) as progress:
-        task = progress.add_task(f"editing {len(files)} photos", total=len(files))
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            futures = {pool.submit(one, p): p for p in files}
-            for fut in as_completed(futures):
-                rows.append(fut.result())
+    runner = make_engine(engine, workers, ray_address)
+    try:
+        with Progress(console=console, transient=False) as progress:
+            task = progress.add_task(f"editing {len(files)} photos", total=len(files))
+            for row in runner.map(one, [(p,) for p in files]):
+                rows.append(row)
                 progress.advance(task)
+    finally:
+        if hasattr(runner, "close"):
+            runner.close()
     rows.sort(key=lambda r: r["file"])
 
     buf = io.StringIO()

@@ -236,6 +236,8 @@ def batch_cmd(
     critic: Annotated[str | None, typer.Option(help="offline | none | provider:model | hf:/local/path [default: offline]")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Cost budget per photo in USD.")] = None,
     workers: Annotated[int, typer.Option(help="Photos edited at once.")] = 1,
+    engine: Annotated[str, typer.Option(help="local (threads) or ray (pip install 'imagent[ray]').")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="An existing Ray cluster (default: start one here).")] = None,
     lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
     max_steps: Annotated[int, typer.Option(help="Most edits per photo.")] = 8,
     preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
@@ -249,7 +251,7 @@ def batch_cmd(
     load_settings(model=model, critic=critic, max_cost_usd=max_cost)  # a bad setting fails once, not per photo
     rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
                      preview=preview, base_url=base_url, max_pixels=max_pixels, console=console,
-                     critic=critic, max_cost_usd=max_cost)
+                     critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address)
     failed = [r for r in rows if r["status"] != "ok"]
     if failed and len(failed) == len(rows):
         raise typer.Exit(1)

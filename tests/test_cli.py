@@ -139,3 +139,21 @@ def test_console_script_help_is_fast_and_lists_commands() -> None:
     for cmd in ("edit", "batch", "apply", "tools", "info"):
         assert cmd in res.stdout
     assert np is not None
+
+
+def test_batch_on_ray_gives_the_same_results_as_local(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("ray")
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(["astronaut", "chelsea"]):
+        save_image(underexpose(sample(name, (64, 48)), 1.2), src / f"p{i}.png")
+    out = {}
+    for engine in ("local", "ray"):
+        dst = tmp_path / engine
+        code, _, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--engine", engine,
+                            "--workers", "2"], capsys)
+        assert code == 0, err
+        out[engine] = {r["file"]: (r["status"], r["mean_L_after"]) for r in csv.DictReader((dst / "summary.csv").open())}
+    assert out["ray"] == out["local"] and all(s == "ok" for s, _ in out["local"].values())
+    for name in ("p0.png", "p1.png"):
+        assert torch.equal(load_image(tmp_path / "ray" / name).image, load_image(tmp_path / "local" / name).image)
