@@ -46,6 +46,7 @@ HELP = """Say what you want ("brighter", "a bit more", "less than that", "like b
   /recipe                 the current version's recipe (JSON, replayable with `imagent apply`)
   /masks                  named masks;  /mask NAME PATH  adds one from a grayscale image (white = edit)
   /model [NAME]           the planner in use; give a name to switch (offline, openai:gpt-4o-mini, ...)
+  /resume                 finish a request a crash cut off (done automatically when a session opens)
   /help  /quit"""
 
 KEEP_VERBATIM = 4  # turns shown to the model as they were; older ones are summarised
@@ -122,6 +123,7 @@ class Session:
         self.preview = int(store.meta("preview", 1024))
         self._full: torch.Tensor | None = None
         self._cache: dict[int, torch.Tensor] = {}
+        self.resumed: Reply | None = None  # what finishing an interrupted turn on open did
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -168,7 +170,15 @@ class Session:
             options["model"] = store.meta("model", "offline") or "offline"
             if options["model"] == "custom":
                 options["model"] = "offline"
-        return cls(store, **options)
+        auto = options.pop("resume_interrupted", True)
+        s = cls(store, **options)
+        if auto:  # a turn a crash cut off continues from its checkpoint; failing that, the chat still opens
+            try:
+                s.resumed = s.resume_interrupted()
+            except Exception as exc:
+                s.resumed = Reply(f"could not resume the interrupted request: {type(exc).__name__}: {exc}",
+                                  kind="error", version=s.head)
+        return s
 
     def close(self) -> None:
         self.store.close()
@@ -369,17 +379,36 @@ class Session:
         return float(m.mean())
 
     def _run(self, text: str, req: Request, goal: Any) -> Reply:
+        turn = self.store.begin_turn(text, "edit", base=req.base, request=asdict(req), goal=goal.to_json())
+        return self._execute(turn, req, goal)
+
+    def resume_interrupted(self) -> Reply | None:
+        """Finish the last turn if a crash cut it off: the agent continues from its last
+        checkpoint; tool calls whose versions were committed are not redone. None: nothing to do."""
+        from agent.goals import Goal
+
+        turns = self.store.turns()
+        last = turns[-1] if turns else None
+        if last is None or last.kind != "edit" or last.status != "interrupted" or not last.request or not last.goal:
+            return None
+        self.store.reopen_turn(last.id)
+        reply = self._execute(last.id, Request(**last.request), Goal.from_json(last.goal), resume=True)
+        reply.text = f"resumed the interrupted request '{last.text}': {reply.text}"
+        return reply
+
+    def _execute(self, turn: int, req: Request, goal: Any, resume: bool = False) -> Reply:
         from agent.loop import run_loop
 
         store = self.store
-        turn = store.begin_turn(text, "edit", base=req.base, request=asdict(req), goal=goal.to_json())
-        session = self._turn_session(req.base, turn)
+        session = self._turn_session(req.base, turn, resume=resume)
         planner = self.planner if req.mask is None else MaskScoped(self.planner, req.mask)
         context = self.context(before=turn)
         run_goal = goal.model_copy(update={"instruction": goal.instruction + (f"\n{context}" if context else "")})
-        before = session.head
+        before = session.versions.get(f"v{req.base}", session.head)
+        saver, thread = store.checkpointer(), f"turn-{turn}"
         try:
-            result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=self.on_event)
+            result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=self.on_event,
+                              checkpointer=saver, thread_id=thread)
         except Exception as exc:
             store.end_turn(turn, result=store.head, reply=f"failed: {type(exc).__name__}: {exc}", status="failed")
             raise
@@ -392,29 +421,38 @@ class Session:
                     f"targets met {s.targets_met}/{s.targets_total}; "
                     f"{before.stats.summary() if before.stats else ''} -> {result.best.stats.summary()}")
         store.end_turn(turn, result=best, reply=text_out)
+        saver.delete_thread(thread)  # the turn is finished: its checkpoints are no longer needed
         return Reply(text_out, version=f"v{best}", trace=result.trace, goal=goal)
 
-    def _turn_session(self, base: int, turn: int) -> EditSession:
+    def _turn_session(self, base: int, turn: int, resume: bool = False) -> EditSession:
         from tools.recipe import Recipe
 
         store = self.store
 
-        def commit(v: Version) -> None:
+        def commit(v: Version, call_id: str | None) -> None:
             row = store.commit_version(_vid(v.parent or "v0"), v.image, v.recipe.model_dump_json(), turn=turn,
-                                       stats=_key_stats(v))
+                                       stats=_key_stats(v), call_id=call_id)
             v.id = row.name
             self._cache[row.id] = v.image
             store.set_meta(head=row.id, redo=[])
 
+        def recall(call_id: str) -> str | None:
+            vid = store.call_version(turn, call_id)
+            return None if vid is None else f"v{vid}"
+
         session = _TurnSession(self.original_full, preview_size=self.preview, commit=commit,
-                               next_id=store.next_version_id)
+                               next_id=store.next_version_id, calls=recall)
         for name, m in store.masks().items():
             session.masks_full[name] = m
-        if base != 0:
-            row = store.require(base)
-            session.versions[row.name] = Version(row.name, self.image(base), Recipe.model_validate_json(row.recipe),
+        # a resumed turn starts with the versions it already committed, current where it stopped
+        for n in [base] + (store.turn_versions(turn) if resume else []):
+            if n == 0:
+                continue
+            row = store.require(n)
+            session.versions[row.name] = Version(row.name, self.image(n), Recipe.model_validate_json(row.recipe),
                                                  parent=f"v{row.parent}")
-            session.current = row.name
+        head = f"v{store.head}" if resume else f"v{base}"
+        session.current = head if head in session.versions else f"v{base}"
         return session
 
     def context(self, before: int | None = None) -> str:
@@ -448,6 +486,8 @@ class Session:
                  "history": self.history_text, "versions": self.versions_text,
                  "recipe": lambda: Reply(self.recipe().to_json(), kind="command"),
                  "masks": self._masks_reply, "quit": lambda: Reply("bye", kind="quit"),
+                 "resume": lambda: self.resume_interrupted() or Reply("no interrupted request to resume",
+                                                                      kind="command"),
                  "exit": lambda: Reply("bye", kind="quit")}
         try:
             if name in table:
@@ -629,16 +669,23 @@ class _TurnSession(EditSession):
 
     commit: Any = None
     next_id: Any = None
+    calls: Any = None  # tool_call_id -> the version it committed ("vN"), from the store
 
     def try_step(self, tool: str, params: Any, mask: str | None = None) -> Version:
         if self.next_id is not None:
             self._made = self.next_id() - 1
         return super().try_step(tool, params, mask)
 
-    def adopt(self, version: Version) -> None:
+    def recall(self, call_id: str) -> str | None:
+        return None if self.calls is None else self.calls(call_id)
+
+    def adopt_call(self, version: Version, call_id: str | None) -> None:
         if self.commit is not None:
-            self.commit(version)  # durable before the loop sees it as kept; may reuse a stored id
+            self.commit(version, call_id)  # durable before the loop sees it as kept; may reuse a stored id
         super().adopt(version)
+
+    def adopt(self, version: Version) -> None:
+        self.adopt_call(version, None)
 
 
 class MaskScoped:

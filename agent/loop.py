@@ -94,6 +94,8 @@ def run_loop(
     on_event: Callable[[TraceEntry], None] | None = None,
     accountant: Any = None,
     region: str | None = None,
+    checkpointer: Any = None,
+    thread_id: str | None = None,
 ) -> LoopResult:
     """Plan and edit until the goal is met or a budget ends the run; see module doc.
 
@@ -102,6 +104,11 @@ def run_loop(
 
     `accountant`: an `agent.accounting.Accountant` (prices); every model call is recorded
     in it and the cost budget (`budget.max_cost_usd`) reads it.
+
+    `checkpointer` + `thread_id`: a LangGraph checkpointer (agent.sessions uses SqliteSaver); a
+    thread with a saved, unfinished state is resumed from its last checkpoint instead of started
+    over. A session offering `recall(tool_call_id) -> version id | None` and
+    `adopt_call(version, tool_call_id)` makes the resumed act node skip calls already committed.
     """
     from agent.accounting import Accountant, model_key
     from agent.scoring import score_version
@@ -275,6 +282,16 @@ def run_loop(
         name, args = call["name"], dict(call.get("args") or {})
         mask = args.pop("mask", None)
         t1 = time.perf_counter()
+        done = session.recall(call["id"]) if hasattr(session, "recall") and call.get("id") else None
+        if done is not None and done in session.versions:  # committed before a crash: not redone
+            session.current = done
+            v = session.versions[done]
+            if v.score is None:
+                score(v)
+            counters["steps"] += 1
+            _record(TraceEntry(counters["turns"], name, args, mask, "kept", "committed before the interruption",
+                               done, v.score.structure, v.score.combined, v.score.targets_met))
+            return f"kept as {done} (done before an interruption); targets met {v.score.targets_met}", True
         try:
             tool = get(name)
             if tool.family == "mask":  # makes a named mask in the session, not a version
@@ -315,7 +332,10 @@ def run_loop(
                       f"({describe_delta(head.stats, cand.stats)}); try a different edit")
         else:
             outcome = "kept"
-            session.adopt(cand)
+            if hasattr(session, "adopt_call"):
+                session.adopt_call(cand, call.get("id"))
+            else:
+                session.adopt(cand)
             reason = describe_delta(head.stats, cand.stats)
         _record(TraceEntry(counters["turns"], name, cand.recipe.steps[-1].params, mask, outcome, reason,
                            cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1))
@@ -353,13 +373,26 @@ def run_loop(
     graph.add_edge(START, "plan")
     graph.add_conditional_edges("plan", lambda s: END if s.get("stop") else "act", ["act", END])
     graph.add_conditional_edges("act", lambda s: END if s.get("stop") else "plan", ["plan", END])
-    app = graph.compile()
+    app = graph.compile(checkpointer=checkpointer)
+    config: dict[str, Any] = {"recursion_limit": 4 * (budget.max_model_calls or 50) + 10}
+    saved = None
+    if checkpointer is not None:
+        config["configurable"] = {"thread_id": thread_id or "imagent"}
+        saved = app.get_state(config) if checkpointer.get_tuple(config) is not None else None
 
     init: _State = {"messages": [SystemMessage(content=SYSTEM_PROMPT), state_message()], "stop": None}
-    stop = decide() if session.head.score.targets_total else None
-    final = {"messages": init["messages"], "stop": stop}
-    if stop is None:
-        final = app.invoke(init, config={"recursion_limit": 4 * (budget.max_model_calls or 50) + 10})
+    if saved is not None:  # resume: the versions the thread committed are in the session; score them
+        for v in session.versions.values():
+            if v.score is None and v.id != "v0":
+                score(v)
+        final = saved.values
+        if saved.next:
+            final = app.invoke(None, config=config)
+    else:
+        stop = decide() if session.head.score.targets_total else None
+        final = {"messages": init["messages"], "stop": stop}
+        if stop is None:
+            final = app.invoke(init, config=config)
     best = max(session.versions.values(), key=lambda v: (v.score.combined if v.score else float("-inf")))
     return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
                       model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],

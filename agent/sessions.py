@@ -4,6 +4,7 @@
       session.db          SQLite in WAL mode: meta, the version graph, chat turns, named masks
       session.lock        held (flock) while a process has the session open
       images/<sha256>.png every image, named by the SHA-256 of its PNG bytes, read-only
+      checkpoints.sqlite  LangGraph checkpoints of each edit turn, so a turn cut off by a crash resumes
 
 Write order makes a crash at any instant safe: an image is written first (temporary file,
 fsync, rename: `tools.io.atomic_write_bytes`), then the row naming it is committed in one
@@ -36,6 +37,7 @@ from agent.errors import UserError
 
 FORMAT = 1
 DB_NAME, LOCK_NAME, IMAGES = "session.db", "session.lock", "images"
+CHECKPOINTS = "checkpoints.sqlite"  # LangGraph's SqliteSaver: the agent's state per turn (thread id = turn id)
 MAX_PIXELS = 1_000_000_000  # our own files: the user's limit was applied when the source was read
 
 _SCHEMA = """
@@ -50,6 +52,9 @@ CREATE TABLE IF NOT EXISTS turns (
     base INTEGER, result INTEGER, reply TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
     started REAL NOT NULL, ended REAL);
 CREATE TABLE IF NOT EXISTS masks (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS calls (
+    turn INTEGER NOT NULL, call_id TEXT NOT NULL, version INTEGER NOT NULL REFERENCES versions(id),
+    PRIMARY KEY (turn, call_id));
 """
 
 
@@ -134,6 +139,7 @@ class SessionStore:
         self.images = folder / IMAGES
         self.on_commit: list[Callable[[VersionRow], None]] = []
         self.recovered: dict[str, int] = {}
+        self._saver: Any = None
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -201,9 +207,26 @@ class SessionStore:
             _unlock(lock_fd)
             raise
 
+    def checkpointer(self) -> Any:
+        """LangGraph's SqliteSaver on this session's checkpoints.sqlite (opened once, closed with the store)."""
+        if self._saver is None:
+            from langgraph.checkpoint.sqlite import SqliteSaver
+
+            try:
+                conn = _connect_plain(self.folder / CHECKPOINTS)
+            except sqlite3.DatabaseError as exc:
+                raise SessionDamaged(f"session {self.folder}: {CHECKPOINTS} is damaged ({exc}); delete it to "
+                                     "open the session without resuming interrupted turns") from None
+            self._saver = SqliteSaver(conn)
+        return self._saver
+
     def close(self) -> None:
         if self._lock_fd < 0:
             return
+        if self._saver is not None:
+            with suppress(sqlite3.Error):
+                self._saver.conn.close()
+            self._saver = None
         with suppress(sqlite3.Error):
             self.db.close()
         _unlock(self._lock_fd)
@@ -289,8 +312,12 @@ class SessionStore:
     # -- versions --------------------------------------------------------------------------
 
     def commit_version(self, parent: int, image: torch.Tensor, recipe_json: str, *, turn: int | None = None,
-                       note: str = "", stats: dict[str, float] | None = None) -> VersionRow:
-        """Store a new version (image first, then its row); the same edit of `parent` is stored once."""
+                       note: str = "", stats: dict[str, float] | None = None,
+                       call_id: str | None = None) -> VersionRow:
+        """Store a new version (image first, then its row); the same edit of `parent` is stored once.
+
+        `call_id`: the tool call that made it, recorded in the same transaction, so a turn resumed
+        after a crash knows that call's side effect is done (`call_version`)."""
         h = self.put_image(image)
         with self.db:
             row = self.db.execute("SELECT id FROM versions WHERE parent = ? AND hash = ? AND recipe = ?",
@@ -302,11 +329,24 @@ class SessionStore:
                 vid = int(cur.lastrowid or 0)
             else:
                 vid = int(row[0])
+            if call_id is not None and turn is not None:
+                self.db.execute("INSERT OR REPLACE INTO calls VALUES (?, ?, ?)", (turn, call_id, vid))
         v = self.version_row(vid)
         assert v is not None
         for fn in self.on_commit:
             fn(v)
         return v
+
+    def call_version(self, turn: int, call_id: str) -> int | None:
+        """The version a turn's tool call committed, if it did (None: not run, or rolled back)."""
+        row = self.db.execute("SELECT version FROM calls WHERE turn = ? AND call_id = ?", (turn, call_id)).fetchone()
+        return None if row is None else int(row[0])
+
+    def turn_versions(self, turn: int) -> list[int]:
+        """Versions a turn made or reached through its tool calls, oldest first."""
+        rows = self.db.execute("SELECT id FROM versions WHERE turn = ? UNION SELECT version FROM calls "
+                               "WHERE turn = ? ORDER BY 1", (turn, turn)).fetchall()
+        return [int(r[0]) for r in rows]
 
     def next_version_id(self) -> int:
         return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM versions").fetchone()[0])
@@ -358,6 +398,11 @@ class SessionStore:
         with self.db:
             self.db.execute("UPDATE turns SET result = ?, reply = ?, status = ?, ended = ? WHERE id = ?",
                             (result, reply, status, time.time(), turn))
+
+    def reopen_turn(self, turn: int) -> None:
+        """Mark an interrupted turn running again (it is being resumed)."""
+        with self.db:
+            self.db.execute("UPDATE turns SET status = 'running', ended = NULL WHERE id = ?", (turn,))
 
     def turns(self, kind: str | None = None) -> list[TurnRow]:
         q = "SELECT * FROM turns" + (" WHERE kind = ?" if kind else "") + " ORDER BY id"
@@ -436,6 +481,17 @@ def _connect(path: Path, check: bool = False) -> sqlite3.Connection:
     return db
 
 
+def _connect_plain(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")  # a saved checkpoint is never older than a committed version
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
 def _damaged(folder: Path, exc: Exception) -> SessionDamaged:
     n = len(list((folder / IMAGES).glob("*.png"))) if (folder / IMAGES).is_dir() else 0
     return SessionDamaged(
@@ -449,7 +505,7 @@ def _discard(path: Path, folder: Path) -> None:
     import shutil
 
     shutil.rmtree(path, ignore_errors=True)
-    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME):
+    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME, CHECKPOINTS):
         (folder / name).unlink(missing_ok=True)
 
 

@@ -72,6 +72,9 @@ def _greet(s: Any, resumed: bool) -> None:
         console.print(f"[yellow]recovered after a crash:[/] {rec['interrupted']} interrupted message(s) marked, "
                       f"{rec['temporary']} temporary file(s) and {rec['unreferenced']} unfinished image(s) removed; "
                       f"every kept version is intact (now at {s.head}).")
+    if s.resumed is not None:
+        console.print(f"[{'red' if s.resumed.kind == 'error' else 'green'}]imagent>[/] {s.resumed.text}",
+                      highlight=False)
 
 
 def _converse(s: Any) -> None:
@@ -156,7 +159,7 @@ def sessions_show(session: Annotated[str, typer.Argument(help="Session folder or
     """A session's photo, its versions (* = current) and its conversation."""
     from agent.chat import Session
 
-    with Session.resume(_find(session, root)) as s:
+    with Session.resume(_find(session, root), resume_interrupted=False) as s:  # look, never edit
         w, h = s.store.meta("size")
         console.print(f"{s.folder}: {s.store.meta('source')} ({w}x{h}), now at {s.head}, planner {s.model_name}")
         console.print("[bold]versions[/]")
@@ -174,7 +177,7 @@ def sessions_export(
     """Write the current image (full resolution), its recipe and a contact sheet of every version."""
     from agent.chat import Session
 
-    with Session.resume(_find(session, root)) as s:
+    with Session.resume(_find(session, root), resume_interrupted=False) as s:  # look, never edit
         for p in s.export(output):
             console.print(f"wrote {p}")
 
