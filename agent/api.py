@@ -9,7 +9,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,25 @@ class EditResult:
     stop_reason: str
     loop: LoopResult
     source: Any = None  # tools.io.LoadedImage when loaded from a file
+    masks: dict[str, torch.Tensor] = field(default_factory=dict)  # full-size masks the recipe names
+
+    def save_recipe(self, path: str | Path) -> Path:
+        """Write the recipe as JSON, with every mask it uses as a 16-bit PNG beside it.
+
+        `imagent apply` then replays it exactly, masks the agent made (faces, sky) included.
+        """
+        from tools.io import atomic_write_bytes, save_image
+
+        path = Path(path)
+        used = sorted({s.mask for s in self.recipe.steps if s.mask is not None})
+        masks = dict(self.recipe.masks)
+        for name in used:
+            if name in self.masks and "path" not in masks.get(name, {}):
+                png = path.with_name(f"{path.stem}.mask-{name}.png")
+                save_image(self.masks[name].expand(-1, 3, -1, -1), png, bit_depth=16)
+                masks[name] = {"path": png.name}
+        rec = self.recipe.model_copy(update={"masks": masks})
+        return atomic_write_bytes(path, rec.to_json().encode("utf-8"))
 
     @property
     def trace(self) -> list[TraceEntry]:
@@ -176,6 +195,8 @@ def edit(
         stop_reason=result.stop_reason,
         loop=result,
         source=source,
+        masks={s.mask: session.masks_full[s.mask] for s in best.recipe.steps
+               if s.mask is not None and s.mask in session.masks_full},
     )
 
 

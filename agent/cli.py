@@ -165,11 +165,13 @@ def edit_cmd(
                       max_cost_usd=max_cost, timeout=timeout, region=region)
     console.print()  # the live table's last line ends without a newline
     path = result.save(output, quality=quality, overwrite=overwrite)
-    rec = result.recipe if mask is None else result.recipe.model_copy(
-        update={"masks": {**result.recipe.masks, "region": {"path": str(mask.resolve())}}})  # `apply` finds it
-    for extra, text in ((recipe, rec.to_json()), (trace, json.dumps(result.trace_dict(), indent=2, default=str))):
-        if extra is not None:
-            _write_text(extra, text)
+    if mask is not None:  # `apply` reads the user's own mask file
+        result.recipe = result.recipe.model_copy(
+            update={"masks": {**result.recipe.masks, "region": {"path": str(mask.resolve())}}})
+    if recipe is not None:
+        result.save_recipe(recipe)  # masks the agent made are written beside it
+    if trace is not None:
+        _write_text(trace, json.dumps(result.trace_dict(), indent=2, default=str))
     _print_result(result, path)
 
 

@@ -14,7 +14,7 @@ from pydantic import Field
 _ids = itertools.count(1)
 
 
-def call(name: str, **args: Any) -> dict[str, Any]:
+def call(name: str, /, **args: Any) -> dict[str, Any]:
     """A tool call as a chat model would emit it."""
     return {"name": name, "args": args, "id": f"call_{next(_ids)}", "type": "tool_call"}
 

@@ -50,3 +50,25 @@ def test_unmapped_instruction_is_reported_and_nothing_is_done() -> None:
 def test_bad_image_argument_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match=r"\(1,3,H,W\)"):
         edit(torch.rand(3, 8, 8), "brighten")
+
+
+def test_a_recipe_with_a_mask_the_agent_made_replays_exactly_from_disk(tmp_path) -> None:
+    from agent.cli import main
+    from tests.agent.fakes import ScriptedModel, call, say
+    from tools.io import load_image, save_image
+
+    src = tmp_path / "in.png"
+    save_image(underexpose(sample("astronaut", (128, 96)), 1.0), src)
+    model = ScriptedModel(script=[say(call("mask_rect", name="box", x=0.0, y=0.0, w=0.5, h=1.0),
+                                      call("exposure", stops=1.0, mask="box")), say()])
+    res = edit(src, "brighten it", model=model, critic="none", preview=64)
+    assert [s.mask for s in res.recipe.steps] == ["box"]
+    res.save_recipe(tmp_path / "r.json")
+    assert (tmp_path / "r.mask-box.png").exists()
+    try:
+        main(["apply", str(tmp_path / "r.json"), str(src), "-o", str(tmp_path / "out.png")])
+    except SystemExit as exc:
+        assert not exc.code
+    replayed = load_image(tmp_path / "out.png").image
+    assert (replayed - res.image).abs().max() < 2 / 255
+    assert torch.equal(replayed[..., 70:], load_image(src).image[..., 70:]), "right half untouched"
