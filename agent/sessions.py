@@ -318,10 +318,14 @@ class SessionStore:
 
         `call_id`: the tool call that made it, recorded in the same transaction, so a turn resumed
         after a crash knows that call's side effect is done (`call_version`)."""
-        h = self.put_image(image)
+        # The same recipe on the same parent is the same edit, even when the pixels differ in the
+        # last bit (a parent reloaded from its 16-bit PNG after a restart): keep the first.
+        known = self.db.execute("SELECT id FROM versions WHERE parent = ? AND recipe = ?",
+                                (parent, recipe_json)).fetchone()
+        h = self.put_image(image) if known is None else ""
         with self.db:
-            row = self.db.execute("SELECT id FROM versions WHERE parent = ? AND hash = ? AND recipe = ?",
-                                  (parent, h, recipe_json)).fetchone()
+            row = self.db.execute("SELECT id FROM versions WHERE parent = ? AND recipe = ?",
+                                  (parent, recipe_json)).fetchone()
             if row is None:
                 cur = self.db.execute(
                     "INSERT INTO versions (parent, hash, recipe, turn, note, stats, created) VALUES (?,?,?,?,?,?,?)",
