@@ -73,3 +73,16 @@ def check_op(name: str, neutral: dict, active: dict, *, bad: dict | None = None,
         y = tool(x, active)
         y.mean().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    """Run `imagent ARGS` in-process as a user would: (exit code, stdout, stderr)."""
+    from agent.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr()
+    return code, out.out, out.err

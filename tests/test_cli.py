@@ -12,20 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from agent.cli import main
 from evals.degrade import color_cast, underexpose
-from tests.helpers import sample
+from tests.helpers import run_cli, sample
 from tools.io import load_image, save_image
-
-
-def run(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture
@@ -36,18 +25,18 @@ def dark_png(tmp_path: Path) -> Path:
 
 
 def test_tools_lists_every_tool_and_json_is_strict(capsys) -> None:
-    code, out, _ = run(["tools"], capsys)
+    code, out, _ = run_cli(["tools"], capsys)
     assert code == 0 and "exposure" in out and "white_balance" in out
-    code, out, _ = run(["tools", "--json"], capsys)
+    code, out, _ = run_cli(["tools", "--json"], capsys)
     specs = json.loads(out)
     assert code == 0 and all(s["function"]["strict"] for s in specs)
     assert {s["function"]["name"] for s in specs} >= {"exposure", "curves", "dehaze", "measure"}
 
 
 def test_info_shows_size_depth_and_stats(dark_png: Path, capsys) -> None:
-    code, out, _ = run(["info", str(dark_png)], capsys)
+    code, out, _ = run_cli(["info", str(dark_png)], capsys)
     assert code == 0 and "96x72" in out and "8-bit" in out and "mean_L" in out
-    code, out, _ = run(["info", "--json", str(dark_png)], capsys)
+    code, out, _ = run_cli(["info", "--json", str(dark_png)], capsys)
     data = json.loads(out)
     assert data["stats"]["mean_L"] < 40 and data["bit_depth"] == 8
 
@@ -56,11 +45,11 @@ def test_apply_replays_a_recipe_and_refuses_to_overwrite_the_input(dark_png: Pat
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps({"steps": [{"tool": "exposure", "params": {"stops": 1.3}}]}))
     out = tmp_path / "out.png"
-    code, stdout, _ = run(["apply", str(recipe), str(dark_png), "-o", str(out)], capsys)
+    code, stdout, _ = run_cli(["apply", str(recipe), str(dark_png), "-o", str(out)], capsys)
     assert code == 0 and out.exists()
     assert load_image(out).image.mean() > load_image(dark_png).image.mean() + 0.1
     before = dark_png.read_bytes()
-    code, _, err = run(["apply", str(recipe), str(dark_png), "-o", str(dark_png)], capsys)
+    code, _, err = run_cli(["apply", str(recipe), str(dark_png), "-o", str(dark_png)], capsys)
     assert code == 2 and "refusing to overwrite the original" in err and "Traceback" not in err
     assert dark_png.read_bytes() == before
 
@@ -80,7 +69,7 @@ def test_errors_are_one_line_without_traceback(setup, args, message, tmp_path: P
     r = tmp_path / "r.json"
     r.write_text('{"steps": [{"tool": "sharpenn"}]}')
     argv = [a.format(p=p, r=r, img=dark_png, o=tmp_path / "o.png") for a in args]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code != 0
     assert "Traceback" not in err
     import re
@@ -90,7 +79,7 @@ def test_errors_are_one_line_without_traceback(setup, args, message, tmp_path: P
 
 def test_edit_writes_output_recipe_and_trace_and_meets_the_goal(dark_png: Path, tmp_path: Path, capsys) -> None:
     out, rec, trace = tmp_path / "e.jpg", tmp_path / "e.json", tmp_path / "t.json"
-    code, stdout, err = run(["edit", str(dark_png), "-g", "fix the exposure and the blue cast", "-o", str(out),
+    code, stdout, err = run_cli(["edit", str(dark_png), "-g", "fix the exposure and the blue cast", "-o", str(out),
                              "--recipe", str(rec), "--trace", str(trace)], capsys)
     assert code == 0, err
     assert out.exists() and "targets met" in stdout
@@ -98,7 +87,7 @@ def test_edit_writes_output_recipe_and_trace_and_meets_the_goal(dark_png: Path, 
     assert t["score"]["targets_met"] == t["score"]["targets_total"] and t["steps"]
     assert t["stats_after"]["mean_L"] > t["stats_before"]["mean_L"] + 10
     # the written recipe replays to the same picture
-    code, _, _ = run(["apply", str(rec), str(dark_png), "-o", str(tmp_path / "again.png")], capsys)
+    code, _, _ = run_cli(["apply", str(rec), str(dark_png), "-o", str(tmp_path / "again.png")], capsys)
     again = load_image(tmp_path / "again.png").image
     edited = load_image(out).image
     assert (again - edited).abs().mean() < 0.02  # JPEG vs PNG of the same pixels
@@ -112,12 +101,12 @@ def test_batch_finishes_the_rest_and_reports_a_corrupt_and_a_huge_file(tmp_path:
     (src / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(100))
     save_image(torch.full((1, 3, 40, 40), 0.5), src / "huge.png")
     snapshot = {p.name: p.read_bytes() for p in src.iterdir()}
-    code, out, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "1000"], capsys)
+    code, out, err = run_cli(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "1000"], capsys)
     rows = {r["file"]: r for r in csv.DictReader((dst / "summary.csv").open())}
     assert rows["huge.png"]["status"] == "unreadable" and "limit" in rows["huge.png"]["error"]
     assert rows["corrupt.jpg"]["status"] == "unreadable"
     # 80x60 = 4800 px is over 1000 too: give the good ones room and run again
-    code, out, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "5000"], capsys)
+    code, out, err = run_cli(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "5000"], capsys)
     rows = {r["file"]: r for r in csv.DictReader((dst / "summary.csv").open())}
     assert code == 0
     assert rows["ok0.png"]["status"] == "ok" and rows["ok1.png"]["status"] == "ok"
@@ -128,7 +117,7 @@ def test_batch_finishes_the_rest_and_reports_a_corrupt_and_a_huge_file(tmp_path:
 
 def test_batch_refuses_to_write_into_the_input_folder(tmp_path: Path, capsys) -> None:
     save_image(sample(), tmp_path / "a.png")
-    code, _, err = run(["batch", str(tmp_path), "-g", "brighten", "-o", str(tmp_path)], capsys)
+    code, _, err = run_cli(["batch", str(tmp_path), "-g", "brighten", "-o", str(tmp_path)], capsys)
     assert code != 0 and "input folder" in err
 
 
@@ -150,7 +139,7 @@ def test_batch_on_ray_gives_the_same_results_as_local(tmp_path: Path, capsys) ->
     out = {}
     for engine in ("local", "ray"):
         dst = tmp_path / engine
-        code, _, err = run(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--engine", engine,
+        code, _, err = run_cli(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--engine", engine,
                             "--workers", "2"], capsys)
         assert code == 0, err
         out[engine] = {r["file"]: (r["status"], r["mean_L_after"]) for r in csv.DictReader((dst / "summary.csv").open())}

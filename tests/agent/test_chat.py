@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from agent.chat import CONTEXT_LIMIT, Session
-from agent.cli import main
 from evals.degrade import underexpose
 from tests.agent.fakes import ScriptedModel, call, say
-from tests.helpers import sample
+from tests.helpers import run_cli, sample
 from tools.analysis import measure
 from tools.io import load_image, save_image
 
@@ -148,27 +147,18 @@ def test_cli_chat_with_piped_messages_and_sessions_commands(tmp_path, monkeypatc
     photo = tmp_path / "dark.png"
     save_image(underexpose(sample("astronaut", (W, H)), 1.0), photo)
     monkeypatch.setattr(sys, "stdin", io.StringIO(f"brighter\n/save {tmp_path / 'out.jpg'}\n/quit\n"))
-    code = _run(["chat", str(photo), "--session", str(tmp_path / "s"), "--preview", str(W)], capsys)
+    code = run_cli(["chat", str(photo), "--session", str(tmp_path / "s"), "--preview", str(W)], capsys)
     assert code[0] == 0 and "wrote" in code[1] and (tmp_path / "out.jpg").is_file()
     monkeypatch.setattr(sys, "stdin", io.StringIO("a bit more\n"))
-    code, out, _ = _run(["chat", "--resume", str(tmp_path / "s")], capsys)
+    code, out, _ = run_cli(["chat", "--resume", str(tmp_path / "s")], capsys)
     assert code == 0 and "more of 'brighter'" in out
-    code, out, _ = _run(["sessions", "show", str(tmp_path / "s")], capsys)
+    code, out, _ = run_cli(["sessions", "show", str(tmp_path / "s")], capsys)
     assert "brighter" in out and "a bit more" in out
-    code, out, _ = _run(["sessions", "export", str(tmp_path / "s"), "-o", str(tmp_path / "exp")], capsys)
+    code, out, _ = run_cli(["sessions", "export", str(tmp_path / "s"), "-o", str(tmp_path / "exp")], capsys)
     names = sorted(p.name for p in (tmp_path / "exp").iterdir())
     assert "contact-sheet.png" in names and any(n.endswith(".recipe.json") for n in names)
-    code, out, err = _run(["chat", str(photo), "--resume", "x"], capsys)
+    code, out, err = run_cli(["chat", str(photo), "--resume", "x"], capsys)
     assert code == 2 and "not both" in err
-    code, _, _ = _run(["sessions", "delete", str(tmp_path / "s"), "--yes"], capsys)
+    code, _, _ = run_cli(["sessions", "delete", str(tmp_path / "s"), "--yes"], capsys)
     assert code == 0 and not (tmp_path / "s").exists()
 
-
-def _run(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err

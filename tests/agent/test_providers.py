@@ -18,9 +18,8 @@ from typing import Any
 
 import pytest
 
-from agent.cli import main
 from evals.degrade import underexpose
-from tests.helpers import sample
+from tests.helpers import run_cli, sample
 from tools.io import save_image
 
 pytest.importorskip("langchain_openai")
@@ -131,15 +130,6 @@ def dark_png(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return p
 
 
-def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def edit_args(image: Path, server: ScriptedServer, *extra: str) -> list[str]:
     return ["edit", str(image), "-g", "brighten it", "-o", str(image.parent / "out.png"),
@@ -157,7 +147,7 @@ def test_edit_end_to_end_through_the_openai_client(server: ScriptedServer, dark_
     server.scripts["test-model"] = [error(429), tool_reply("exposure", "{stops: oops"),
                                     tool_reply("exposure", {"stops": 1.5}, (300, 25)), text_reply("done")]
     server.scripts["test-vlm"] = [error(500), critique_reply()]
-    code, out, err = run(edit_args(dark_png, server), capsys)
+    code, out, err = run_cli(edit_args(dark_png, server), capsys)
     assert code == 0, err
     assert (dark_png.parent / "out.png").is_file()
     trace = json.loads((dark_png.parent / "trace.json").read_text())
@@ -203,7 +193,7 @@ def test_a_slow_answer_times_out_and_is_retried(server: ScriptedServer, dark_png
     args = edit_args(dark_png, server)
     args[args.index("--timeout") + 1] = "0.5"
     t0 = time.perf_counter()
-    code, _, err = run(args, capsys)
+    code, _, err = run_cli(args, capsys)
     assert code == 0, err
     assert time.perf_counter() - t0 < 2.9  # it did not wait for the slow answer
     assert len(server.to("test-model")) == 2
@@ -216,7 +206,7 @@ def test_a_server_that_keeps_failing_ends_the_run_with_the_original(server: Scri
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("IMAGENT_MAX_RETRIES", "1")
     server.scripts["test-model"] = [error(500)]
-    code, _, err = run(edit_args(dark_png, server), capsys)
+    code, _, err = run_cli(edit_args(dark_png, server), capsys)
     assert code == 0, err
     assert len(server.to("test-model")) == 2  # one try and one retry
     trace = json.loads((dark_png.parent / "trace.json").read_text())
@@ -230,7 +220,7 @@ def test_the_cost_budget_stops_the_run_and_says_so(server: ScriptedServer, dark_
     # each planner call: 1000 prompt tokens at $2/M + 20 at $8/M = $0.00216
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.2}, (1000, 20))]
     server.scripts["test-vlm"] = [critique_reply()]
-    code, out, err = run(edit_args(dark_png, server, "--max-cost", "0.005"), capsys)
+    code, out, err = run_cli(edit_args(dark_png, server, "--max-cost", "0.005"), capsys)
     assert code == 0, err
     trace = json.loads((dark_png.parent / "trace.json").read_text())
     assert trace["stop_reason"].startswith("cost budget spent")
@@ -243,7 +233,7 @@ def test_the_cost_budget_stops_the_run_and_says_so(server: ScriptedServer, dark_
 def test_the_call_budget_stops_the_run(server: ScriptedServer, dark_png: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.1})]
-    code, out, err = run(edit_args(dark_png, server, "--max-calls", "2"), capsys)
+    code, out, err = run_cli(edit_args(dark_png, server, "--max-calls", "2"), capsys)
     assert code == 0, err
     assert len(server.to("test-model")) == 2
     trace = json.loads((dark_png.parent / "trace.json").read_text())
@@ -254,7 +244,7 @@ def test_a_cost_budget_without_a_price_is_refused(server: ScriptedServer, dark_p
                                                   capsys: pytest.CaptureFixture[str],
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("IMAGENT_PRICES")
-    code, _, err = run(edit_args(dark_png, server, "--max-cost", "0.01"), capsys)
+    code, _, err = run_cli(edit_args(dark_png, server, "--max-cost", "0.01"), capsys)
     assert code == 2 and "needs the price of openai:test-model" in err and "Traceback" not in err
     assert not server.requests and not (dark_png.parent / "out.png").exists()
 
@@ -262,10 +252,10 @@ def test_a_cost_budget_without_a_price_is_refused(server: ScriptedServer, dark_p
 def test_a_missing_api_key_or_package_is_one_clear_line(dark_png: Path, capsys: pytest.CaptureFixture[str],
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    code, _, err = run(["edit", str(dark_png), "-g", "brighten", "-o", str(dark_png.parent / "o.png"),
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "brighten", "-o", str(dark_png.parent / "o.png"),
                         "--model", "openai:gpt-4o-mini"], capsys)
     assert code == 2 and "set OPENAI_API_KEY" in err and "Traceback" not in err
-    code, _, err = run(["edit", str(dark_png), "-g", "brighten", "-o", str(dark_png.parent / "o.png"),
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "brighten", "-o", str(dark_png.parent / "o.png"),
                         "--critic", "anthropic:claude-sonnet-4-5"], capsys)
     assert code == 2 and ("install langchain-anthropic" in err or "set ANTHROPIC_API_KEY" in err)
 

@@ -9,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from agent.cli import main
 from agent.errors import UserError
 from evals.compare import compare_runs
 from evals.runner import read_results, run_eval
 from evals.suites import load_suite
-from tests.helpers import sample
+from tests.helpers import run_cli, sample
 from tools.io import save_image
 
 AGENT_SYSTEMS = ["identity", "oracle", "offline"]
@@ -114,34 +113,25 @@ def test_a_corrupt_case_is_recorded_and_the_rest_complete(tmp_path: Path) -> Non
     assert all(r["cases"] == 2 and r["failed"] == 1 for r in rows)
 
 
-def _cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
-
 
 def test_cli_eval_and_compare(tmp_path: Path, capsys) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     base = ["eval", "match", "--limit", "2", "--size", "40"]
-    code, out, err = _cli([*base, "--systems", "identity", "--out", str(a)], capsys)
+    code, out, err = run_cli([*base, "--systems", "identity", "--out", str(a)], capsys)
     assert code == 0, err
     assert (a / "report.html").is_file() and "identity" in out
-    code, out, err = _cli([*base, "--systems", "identity,fit", "--out", str(b)], capsys)
+    code, out, err = run_cli([*base, "--systems", "identity,fit", "--out", str(b)], capsys)
     assert code == 0, err
-    code, out, err = _cli(["eval", "compare", str(a), str(b)], capsys)
+    code, out, err = run_cli(["eval", "compare", str(a), str(b)], capsys)
     assert code == 0, err
     assert "2 common case(s)" in out and "identity" in out
     cmp = compare_runs(a, b)
     assert cmp["deltas"]["identity"]["psnr"] == 0.0 and cmp["changed"]["identity"] == []
-    code, _, err = _cli(["eval", "compare", str(a)], capsys)
+    code, _, err = run_cli(["eval", "compare", str(a)], capsys)
     assert code == 2 and "two run folders" in err
-    code, _, err = _cli([*base, "--systems", "identity", "--out", str(a)], capsys)
+    code, _, err = run_cli([*base, "--systems", "identity", "--out", str(a)], capsys)
     assert code == 2 and "--resume" in err
-    code, _, err = _cli([*base, "--systems", "bogus", "--out", str(tmp_path / "c")], capsys)
+    code, _, err = run_cli([*base, "--systems", "bogus", "--out", str(tmp_path / "c")], capsys)
     assert code == 2 and "unknown system" in err
-    code, _, err = _cli(["eval", "restore", "--engine", "spark", "--out", str(tmp_path / "d")], capsys)
+    code, _, err = run_cli(["eval", "restore", "--engine", "spark", "--out", str(tmp_path / "d")], capsys)
     assert code == 2 and "local or ray" in err
