@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.test_cli import run
+from tests.helpers import run_cli as run
 from tools.io import load_image, save_image
 
 pytest.importorskip("gan_face_generate", reason="install with: pip install --no-deps gan-face-generate")
