@@ -460,11 +460,12 @@ def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
 _LOCAL = {"dL": (5.0, 0.0, "L* change in the {}"), "changed": (3.0, 0.0, "L* change inside box {}"),
           "defects_left": (0.3, 0.0, "dust and scratches left (share of the original's)"),
           "gan_smile": (0.5, 0.0, "smile score change of the {}"),
-          "gan_eyeglasses": (0.5, 0.0, "eyeglasses score change of the {}"),
+          "gan_eyeglasses": (1.0, 0.0, "eyeglasses score change of the {}"),
           "gan_lighting": (0.05, 0.0, "lighting change of the {} (0-1 luma)")}
-# intent -> (metric, low, high) per unit degree; scores are tools.gan.directions' (about 0.5 std each)
-GAN_TARGETS = {"smile": ("gan_smile@face", 0.6, None), "add_glasses": ("gan_eyeglasses@face", 0.5, None),
-               "remove_glasses": ("gan_eyeglasses@face", None, -0.5),
+# intent -> (metric, low, high) per unit degree, in tools.gan.attributes' score units: about 0.5 std
+# each, except eyeglasses at 1 std (2.5 on the probe's logit): at half that the frames are faint.
+GAN_TARGETS = {"smile": ("gan_smile@face", 0.6, None), "add_glasses": ("gan_eyeglasses@face", 2.5, None),
+               "remove_glasses": ("gan_eyeglasses@face", None, -2.5),
                "face_lighting": ("gan_lighting@face", 0.05, None)}
 
 

@@ -454,7 +454,7 @@ LOCAL_EXPOSURE = Strategy("exposure", 1, "stops", 15.0, min_step=0.1, max_step=1
 # Face generator edits (tools/gan): gains are the directions' measured score change per unit strength.
 GAN_EDITS = {f"gan_{d}": Strategy("gan_edit", 0, "strength", g, min_step=2.0, max_step=3.0,
                                   fixed=(("direction", d),))
-             for d, g in (("smile", 0.42), ("eyeglasses", 0.17), ("lighting", 0.12))}
+             for d, g in (("smile", 0.42), ("eyeglasses", 1.5), ("lighting", 0.12))}
 
 
 def _local_strategies(t: TargetState, state: PlanState) -> tuple[Strategy, ...]:

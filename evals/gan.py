@@ -6,7 +6,7 @@ A gan case is either
   say how faithful an edit built on the inversion can be;
 - ``edit``: `n` held-out faces from `seed`, tiled in a grid, and a direction with an
   amount; a system's output is the edited grid and `moved` is the share of faces whose
-  attribute scorer (`tools.gan.directions.score_faces`) moved the right way.
+  attribute scorer (`tools.gan.attributes.score_faces`) moved the right way.
 
 Systems: ``gan-encoder`` (the shipped encoder's one-shot latent, no refinement),
 ``gan-invert`` (encoder warm start + Adam refinement, `tools.gan.invert`), and for edit
@@ -70,7 +70,8 @@ def run(name: str, case: Any, image: torch.Tensor) -> tuple[torch.Tensor, dict[s
     """(output, extra record fields, trace) of gan system `name` on a gan case."""
     from evals.baselines import NotApplicable
     from tools.gan import invert as inv
-    from tools.gan.directions import score_faces, vector
+    from tools.gan.attributes import score_faces
+    from tools.gan.directions import vector
 
     spec = case.gan or {}
     task = spec.get("task", "invert")

@@ -140,11 +140,15 @@ def directions_cmd(
     """List the latent directions with their measured accuracy (or refit them)."""
     from rich.table import Table
 
+    from tools.gan import attributes
     from tools.gan import directions as dirs
     from tools.gan.backends import get_backend
 
     if recompute:
         _threads()
+        probe = attributes.fit_eyeglasses_probe(get_backend())
+        console.print(f"eyeglasses probe: AUC {probe['cv_auc']} ({probe['cv_folds']}-fold) on "
+                      f"{probe['labelled']} hand-labelled faces; saved {attributes.save_probe(probe)}")
         record = dirs.fit(get_backend(), n=samples, n_test=held_out, log=console.print)
         console.print(f"saved {dirs.save(record)}")
     data = dirs.load()
@@ -162,7 +166,7 @@ def directions_cmd(
         rows[name] = row
     if as_json:
         print(json.dumps({"generator": data["generator"], "edit_strength": data["edit_strength"],
-                          "directions": rows}, indent=1))
+                          "directions": rows, "eyeglasses_scorer": attributes.probe_info()}, indent=1))
         return
     table = Table(title=f"{len(rows)} directions for the {data['generator']} generator "
                         f"(edits measured at strength {data['edit_strength']})")
@@ -176,3 +180,7 @@ def directions_cmd(
         table.add_row(name, r["kind"], f("boundary_accuracy"), f("edit_accuracy"), f("conditional_edit_accuracy"),
                       f("others_moved", False), f("others_moved_conditional", False), f("explained_variance"))
     console.print(table)
+    p = attributes.probe_info()
+    if p:
+        console.print(f"eyeglasses are scored by a probe with cross-validated AUC {p['cv_auc']} on "
+                      f"{p['labelled']} hand-labelled generated faces ({p['with_glasses']} with glasses)")

@@ -266,7 +266,7 @@ def _chat_case(r: random.Random, i: int, source: str, size: int) -> Case:
 
 
 # gan: edits on held-out faces (seeds far from the directions' fitting seeds)
-GAN_EDITS = (("smile", 3.0), ("lighting", 3.0), ("warmth", 3.0), ("hair_darkness", -3.0))
+GAN_EDITS = (("smile", 3.0), ("lighting", 3.0), ("warmth", 3.0), ("hair_darkness", -3.0), ("eyeglasses", 3.0))
 
 
 def _gan_case(r: random.Random, i: int, source: str, size: int) -> Case:

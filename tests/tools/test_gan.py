@@ -143,13 +143,18 @@ def held_out() -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         return z, dirs.score_faces(b.synthesize(z))
 
 
-# Eyeglasses misses the issue's 70% aim (measured 56-64%): its scorer, the disagreement of two
-# Haar eye cascades, labels too noisily for a clean boundary. Kept visible, not hidden.
-_BELOW_AIM = pytest.mark.xfail(reason="eyeglasses direction measured at ~60% (< 70% aim)", strict=False)
+def test_eyeglasses_scorer_agrees_with_hand_labels() -> None:
+    """The probe, refitted fold by fold, ranks hand-labelled glasses above bare faces (Haar: AUC 0.51)."""
+    from tools.gan import attributes
+
+    probe = attributes.fit_eyeglasses_probe(get_backend())
+    print(f"eyeglasses probe: cross-validated AUC {probe['cv_auc']} on {probe['labelled']} faces")
+    assert probe["labelled"] >= 600 and probe["with_glasses"] >= 80
+    assert probe["cv_auc"] >= 0.85
+    assert attributes.probe_info()["cv_auc"] >= 0.85, "the shipped probe carries its measured accuracy"
 
 
-@pytest.mark.parametrize("name", [pytest.param(a, marks=_BELOW_AIM) if a == "eyeglasses" else a
-                                  for a in dirs.ATTRIBUTES])
+@pytest.mark.parametrize("name", dirs.ATTRIBUTES)
 def test_each_direction_moves_its_own_scorer_the_right_way(name: str, held_out) -> None:
     """>= 70% of held-out faces move the right way at the shipped edit strength."""
     b = get_backend()
@@ -288,19 +293,22 @@ def test_attribute_change_measures_an_edit(quick) -> None:
     assert gt.attribute_change(torch.full((1, 3, 80, 80), 0.5), img, "smile") is None
 
 
-def test_make_him_smile_end_to_end_with_the_offline_planner(quick) -> None:
+@pytest.mark.parametrize(("goal", "seed", "attribute", "aim"), [("make him smile", 7, "smile", 0.6),
+                                                                  ("put glasses on him", 11, "eyeglasses", 2.5)])
+def test_face_wish_end_to_end_with_the_offline_planner(goal: str, seed: int, attribute: str, aim: float,
+                                                       quick) -> None:
     """The issue's acceptance: a goal in words, the offline planner, a face pasted into a photo."""
     from agent.api import edit
 
     gt._INVERSIONS.clear()
-    img = portrait(7)
+    img = portrait(seed)
     before = img.clone()
-    result = edit(img, "make him smile", model="offline", max_steps=3)
+    result = edit(img, goal, model="offline", max_steps=3)
     assert torch.equal(img, before), "the original is not modified"
     assert result.score.targets_total == 1 and result.score.targets_met == 1, result.summary()
     assert [s.tool for s in result.recipe.steps] and {s.tool for s in result.recipe.steps} == {"gan_edit"}
-    # the target is measured, not assumed: the smile scorer moved by at least the goal's 0.6
-    assert gt.attribute_change(img, result.image, "smile") >= 0.6
+    # the target is measured, not assumed: the attribute's scorer moved by at least the goal's aim
+    assert gt.attribute_change(img, result.image, attribute) >= aim
     changed = (result.image != img).any(1)[0]
     ys, xs = torch.nonzero(changed, as_tuple=True)
     assert len(ys) > 0 and xs.min() >= 50 and xs.max() <= 190 and ys.min() >= 15 and ys.max() <= 165

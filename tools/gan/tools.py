@@ -23,6 +23,7 @@ import torch
 from pydantic import Field
 from torch import Tensor
 
+from tools.gan import attributes
 from tools.gan import directions as dirs
 from tools.gan import face as facelib
 from tools.gan import invert as inv
@@ -244,5 +245,5 @@ def attribute_change(original: Tensor, image: Tensor, attribute: str) -> float |
     after = facelib.cut(image[0].float(), crop, res).cpu()
     if base is not None:
         before, after = base, (base + after - before).clamp(0, 1)
-    s = dirs.score_faces(torch.cat([before, after]))[attribute]
+    s = attributes.score_faces(torch.cat([before, after]))[attribute]
     return float(s[1] - s[0])
