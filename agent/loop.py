@@ -295,10 +295,12 @@ def run_loop(
         try:
             tool = get(name)
             if tool.family == "mask":  # makes a named mask in the session, not a version
-                from tools.masks import describe_mask
+                from tools.masks import combine, describe_mask
 
                 p = tool.validate(args)
-                session.add_mask(p.name, tool(session.head.image, p))
+                made = tool(session.head.image, p)
+                old = session.mask(p.name, made) if p.name in session.masks_full else None
+                session.add_mask(p.name, combine(old, made, p.combine, p.name))
                 info = describe_mask(session.head.image, session.mask(p.name, session.head.image))
                 _record(TraceEntry(counters["turns"], name, p.model_dump(), None, "mask", info.summary(), None,
                                    seconds=time.perf_counter() - t1))

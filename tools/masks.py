@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from functools import cache
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -286,6 +287,27 @@ def invert(a: torch.Tensor) -> torch.Tensor:
     return 1 - a
 
 
+SELECTION_MODES = {"add": union, "subtract": subtract, "intersect": intersect}
+
+
+def combine(base: torch.Tensor | None, new: torch.Tensor, mode: str, name: str = "mask") -> torch.Tensor:
+    """A new selection merged into `base` the way photo editors' selection modes do.
+
+    new: replaces base; add: either; subtract: base without new; intersect: both.
+    `base` is resampled to `new`'s size.
+    """
+    if mode == "new":
+        return new
+    if mode not in SELECTION_MODES:
+        raise ToolError(f"combine={mode!r} is not a selection mode; use new, add, subtract or intersect")
+    if base is None:
+        raise ToolError(f"combine={mode!r} needs an existing mask {name!r} to {mode} with; "
+                        "make it first (combine='new')")
+    from tools.recipe import resize_mask
+
+    return SELECTION_MODES[mode](resize_mask(base, new).to(new), new)
+
+
 def grow(mask: torch.Tensor, px: float) -> torch.Tensor:
     """Dilate (px > 0) or erode (px < 0) by a round structuring element of radius |px|."""
     r = round(abs(px))
@@ -500,6 +522,9 @@ class MaskParams(Params):
     grow: float = Field(0.0, ge=-10, le=10, description="grow (+) or shrink (-) the edge, % of the long side")
     feather: float = Field(0.0, ge=0, le=10, description="soften the edge over this % of the long side")
     invert: bool = Field(False, description="select everything except the region")
+    combine: Literal["new", "add", "subtract", "intersect"] = Field(
+        "new", description="with a mask of this name already made: new replaces it, add = either region, "
+                           "subtract = the old one without this region, intersect = only where both are")
 
 
 def _finish(m: torch.Tensor, p: MaskParams, image: torch.Tensor) -> torch.Tensor:

@@ -110,9 +110,15 @@ def mask_cmd(
     grow: Annotated[float, typer.Option(help="Grow (+) or shrink (-) the edge, px.")] = 0.0,
     feather: Annotated[float, typer.Option(help="Soften the edge over this many px.")] = 0.0,
     invert: Annotated[bool, typer.Option(help="Select everything else.")] = False,
+    combine: Annotated[str, typer.Option(help="With --base: add | subtract | intersect this selection and the base mask.")] = "new",
+    base: Annotated[Path | None, typer.Option(help="An existing mask PNG to combine this selection with.")] = None,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
 ) -> None:
-    """Make a mask PNG (white = selected) for `inpaint --mask`, `edit --mask` or a recipe."""
+    """Make a mask PNG (white = selected) for `inpaint --mask`, `edit --mask` or a recipe.
+
+    Build a selection in steps, like a photo editor's selection modes:
+    `imagent mask faces p.jpg -o m.png` then `imagent mask rect p.jpg --box ... --combine subtract --base m.png -o m2.png`.
+    """
     from tools import masks as M
     from tools.inpaint import find_defects
     from tools.io import check_output_path, load_image, save_image
@@ -148,6 +154,10 @@ def mask_cmd(
     m = M.grow(m, grow) if grow else m
     m = M.feather(m, feather) if feather else m
     m = M.invert(m) if invert else m
+    if (combine == "new") != (base is None):
+        raise UserError("--combine add|subtract|intersect and --base MASK.png go together")
+    if base is not None:
+        m = M.combine(load_mask(base, img, max_pixels), m, combine, base.name)
     info = M.describe_mask(img, m)
     path = save_image(m.expand(-1, 3, -1, -1).contiguous(), output)
     console.print(f"{kind} mask: {info.summary()} -> {path}")

@@ -72,3 +72,23 @@ def test_a_recipe_with_a_mask_the_agent_made_replays_exactly_from_disk(tmp_path)
     replayed = load_image(tmp_path / "out.png").image
     assert (replayed - res.image).abs().max() < 2 / 255
     assert torch.equal(replayed[..., 70:], load_image(src).image[..., 70:]), "right half untouched"
+
+
+def test_the_agent_combines_named_masks_like_selection_modes() -> None:
+    """Left half, plus the top-right quarter, minus a band at the very top: only that region brightens."""
+    from tests.agent.fakes import ScriptedModel, call, say
+
+    img = underexpose(sample("astronaut", (128, 96)), 1.0)
+    model = ScriptedModel(script=[say(call("mask_rect", name="sel", x=0.0, y=0.0, w=0.5, h=1.0),
+                                      call("mask_rect", name="sel", x=0.5, y=0.0, w=0.5, h=0.5, combine="add"),
+                                      call("mask_rect", name="sel", x=0.0, y=0.0, w=1.0, h=0.25, combine="subtract"),
+                                      call("mask_rect", name="other", x=0.2, y=0.2, w=0.1, h=0.1,
+                                           combine="intersect"),
+                                      call("exposure", stops=1.0, mask="sel")), say()])
+    res = edit(img, "brighten it", model=model, critic="none", preview=64)
+    changed = (res.image != img).any(1)[0]
+    assert not changed[:20].any(), "the subtracted top band is untouched"
+    assert changed[30:40, 10:30].all() and changed[30:40, 70:90].all(), "left half and top-right quarter"
+    assert not changed[56:, 72:].any(), "the bottom-right quarter was never selected"
+    errors = [e for e in res.trace if e.outcome == "error"]
+    assert len(errors) == 1 and "needs an existing mask 'other'" in errors[0].reason

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from tests.helpers import sample
+from tests.helpers import run_cli, sample
 from tools import masks as M
 from tools.registry import ToolError, get
 
@@ -205,3 +205,34 @@ def test_offline_agent_brightens_only_the_face() -> None:
     assert float(result.image[face.expand_as(img)].mean()) > float(img[face.expand_as(img)].mean()) + 0.03
     corner = (slice(None), slice(None), slice(200, 256), slice(0, 40))
     assert torch.equal(result.image[corner], img[corner]), "far from the face nothing changes"
+
+
+def test_selection_modes_combine_masks() -> None:
+    a = M.rect(torch.zeros(1, 3, 40, 60), 0, 0, 30, 40)
+    b = M.rect(torch.zeros(1, 3, 20, 30), 0, 0, 30, 10)  # another size: resampled to the new mask's grid
+    new = M.rect(torch.zeros(1, 3, 40, 60), 20, 0, 40, 40)
+    assert torch.equal(M.combine(a, new, "new"), new)
+    assert float(M.combine(a, new, "add").mean()) == pytest.approx(1.0, abs=0.02)
+    assert float(M.combine(a, new, "intersect").mean()) == pytest.approx(10 / 60, abs=0.02)
+    assert float(M.combine(b, new, "subtract").mean()) == pytest.approx(0.5 * 20 / 60, abs=0.03)
+    with pytest.raises(ToolError, match="needs an existing mask 'sel'"):
+        M.combine(None, new, "add", "sel")
+    with pytest.raises(ToolError, match="not a selection mode"):
+        M.combine(a, new, "xor")
+
+
+def test_mask_cli_builds_a_selection_in_steps(tmp_path, capsys) -> None:
+    from tools.io import load_image, save_image
+
+    photo = tmp_path / "p.png"
+    save_image(sample("astronaut", (80, 60)), photo)
+    left, both = tmp_path / "left.png", tmp_path / "both.png"
+    assert run_cli(["mask", "rect", str(photo), "--box", "0,0,40,60", "-o", str(left)], capsys)[0] == 0
+    code, out, _ = run_cli(["mask", "rect", str(photo), "--box", "0,0,80,15", "--combine", "subtract",
+                            "--base", str(left), "-o", str(both)], capsys)
+    assert code == 0 and "covers 37.5%" in out
+    m = load_image(both).image[0, 0]
+    assert m[:15].max() == 0 and m[20:, :35].min() == 1 and m[:, 45:].max() == 0
+    code, _, err = run_cli(["mask", "rect", str(photo), "--box", "0,0,8,8", "--combine", "add", "-o",
+                            str(tmp_path / "x.png")], capsys)
+    assert code != 0 and "--base" in err and not (tmp_path / "x.png").exists()
