@@ -142,7 +142,9 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
         result = out.image.detach().float().clamp(0, 1)
         rel = f"{folder}/{slug(name)}.png"
         files[rel] = _png(result)
-        structure = structure_similarity(image, result) if result.shape == image.shape else 0.0
+        # the lock judges what the edit did outside the hole: filling the hole is the task, not damage
+        judged = result if hole is None or result.shape != image.shape else torch.where(hole > 0, image, result)
+        structure = structure_similarity(image, judged) if result.shape == image.shape else 0.0
         stats = measure(result)
         met = sum(t.met(stats, in_stats, ref_stats) for t in case.targets)
         tokens = out.input_tokens + out.output_tokens

@@ -62,3 +62,14 @@ def test_fill_methods_beat_doing_nothing_inside_the_hole(tmp_path: Path) -> None
     assert rows["fill-ns"]["hole_delta_e"] < rows["identity"]["hole_delta_e"] / 3
     assert rows["offline"]["cases"] == 2, "the agent runs on spots and scratches only"
     assert (tmp_path / "images" / "inpaint-002" / "mask.png").is_file()
+
+
+def test_filling_the_hole_is_not_a_lock_violation(tmp_path: Path) -> None:
+    # a 32 px square and brush strokes: the fill changes the hole completely, which is the task;
+    # the lock judges the structure outside it
+    cases = [c for c in generate(Generator(kind="inpaint", seed=5, count=4, size=64, sources=["skimage:chelsea"]))
+             if c.mask["shape"] in ("square", "strokes")]
+    suite = Suite(name="tiny-holes", generator=Generator(kind="inpaint", count=4, size=64), cases=cases)
+    rows = {r["system"]: r for r in run_eval(suite, ["identity", "fill-ns"], tmp_path, report=False)}
+    assert rows["fill-ns"]["cases"] == 2 and rows["fill-ns"]["lock_violations"] == 0
+    assert rows["fill-ns"]["hole_psnr"] > rows["identity"]["hole_psnr"] + 5
