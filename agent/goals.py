@@ -47,11 +47,27 @@ match_reference    from the reference's stats: mean_L +-4, cast_a/cast_b +-3,
                    mean_saturation and rms_contrast +-15 % (at least +-0.03 / +-0.02)
 fix_color          neutralize_cast when cast >= 3, more_saturation when the colours are
                    dull (mean_saturation < 0.12), else neutralize_cast
-enhance            whatever the measurements flag, gently (degree 0.5; never a cast: a warm
-                   scene reads like one, so casts are fixed only when asked): mean_L < 35 (brighten) or > 70 (darken), > 3 % clipped
-                   highlights (recover), rms_contrast < 0.14, dull colour
-                   (mean_saturation < 0.12), noise_sigma > 0.02
+enhance            "restore this photo", "make it better": what the measurements flag
+                   (``_restore`` below), each no further than the evidence allows:
+                   the light's cast (illuminant_a/b, the part four estimates agree on)
+                   at 3 or more: illuminant_a/b within +-1.5 (neutralize_cast);
+                   a lifted black point (p01_L > 15: haze, a faded or flat print):
+                   set_levels, p01_L <= 8 and, when dim, p99_L >= 80;
+                   else exposure when the white point (p99_L toward 85) and the mean
+                   (mean_L toward 48) both say so, by the smaller of the two changes:
+                   mean_L = L*(Y(m) * 2**stops) +- 3; rms_contrast < 0.14 (gentle
+                   more_contrast) and dull colour (mean_saturation < 0.12) when no
+                   levels are set; > 3 % clipped highlights (recover);
+                   noise_sigma > 0.02: denoise (degree 1)
+set_levels         (measurement only) p01_L <= 8 when over 15; p99_L >= 80 when under
+                   80: the black and white points of a veiled photo, which the planner
+                   sets in one levels call
 ================== ================================================================
+
+Numbers in ``_restore`` come from clean photos: the clean skimage colour photos
+(astronaut, coffee, chelsea, rocket) have p01_L 0-13, p99_L 72-95, mean_L 26-50,
+and read a light's cast under 3 except chelsea (6.8); benchmarks/restore_diag.py shows, per restore
+case, where the dB go.
 """
 
 from __future__ import annotations
@@ -89,6 +105,8 @@ METRICS: dict[str, tuple[float, float, str]] = {
     "noise_sigma": (0.002, 0.5, "noise sigma"),
     "sharpness": (1e-9, 0.5, "sharpness"),
     "dynamic_range": (1.0, 0.0, "dynamic range (stops)"),
+    "illuminant_a": (5.0, 0.0, "the light's cast a*"),
+    "illuminant_b": (5.0, 0.0, "the light's cast b*"),
     "ssim_ref": (0.05, 0.0, "SSIM to the reference"),
     "delta_e_ref": (3.0, 0.0, "mean deltaE to the reference"),
 }
@@ -102,6 +120,16 @@ for _a, _b in _PAIRS:
     OPPOSITE.setdefault(_b, set()).add(_a)
 EXPOSURE_OK = (45.0, 62.0)
 CAST_OK = 3.0
+# Blind restoration ("restore this photo"): where clean photos lie (see the module doc).
+BLACK_OK = 15.0  # p01_L above this (clean photos: 13 at most): a veil (haze, fading) lifted the blacks
+BLACK_AIM = 8.0  # ... brought down to at most this
+WHITE_AIM = 80.0  # p99_L below this, with a veil: the white point was pulled down too; raised to it
+EXPOSE_WHITE = 85.0  # exposure that puts the white point here (mid of clean photos: 72-95) ...
+EXPOSE_MEAN = 48.0  # ... and the one that puts the mean here (26-50): the smaller change of the two
+EXPOSE_MIN = 1 / 3  # stops: smaller exposure changes (under a camera's smallest step) are left alone
+LIGHT_OK = 1.5  # the light's cast, a*/b*, left after a correction
+LIGHT_MIN = 3.0  # the light's cast, a* or b*, from which a blind goal corrects it ...
+LIGHT_SHARE = 0.5  # ... by this share of it: about half the casts read at 3+ on restore cases were real
 
 
 def _fmt(x: float) -> str:
@@ -287,6 +315,20 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
         return local
     if n in ("fix_exposure",):
         return _exposure_targets(s, n)
+    if n == "neutralize_light":
+        out = []
+        for axis in "ab":
+            v = getattr(s, f"illuminant_{axis}", 0.0)
+            if abs(v) > LIGHT_OK:
+                keep = v * (1 - LIGHT_SHARE)
+                out.append(_t(f"illuminant_{axis}", keep - LIGHT_OK, keep + LIGHT_OK, "neutralize_cast",
+                              label=f"{LIGHT_SHARE:.0%} of {_fmt(v)} removed"))
+        return out
+    if n == "set_levels":
+        out = [_t("p01_L", None, BLACK_AIM, n, label=f"down from {_fmt(s.p01_L)}")]
+        if s.p99_L < WHITE_AIM:
+            out.append(_t("p99_L", WHITE_AIM, None, n, label=f"up from {_fmt(s.p99_L)}"))
+        return out
     if n == "neutralize_cast":
         if intent.degree < 1:  # unasked ("enhance"): halve it; a warm scene reads as a cast
             return [_t("cast", None, max(CAST_OK, s.cast * (1 - intent.degree)), n, label="reduced")]
@@ -435,21 +477,54 @@ def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
         name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
         return [(intent.model_copy(update={"name": name, **measured}), name)]
     if n == "enhance":
-        # Unasked fixes are gentle (degree 0.5) and only for clear defects: blind "restore"
-        # evals showed full corrections pulling low-key or warm photos away from their truth.
-        gentle = {**measured, "degree": 0.5}
-        found: list[tuple[Intent, str]] = []
-        if s.mean_L < 35 or s.mean_L > 70 or s.clipped_highlights_pct > 3:
-            name = "brighten" if s.mean_L < 35 else "darken" if s.mean_L > 70 else "recover_highlights"
-            found.append((intent.model_copy(update={"name": name, **gentle}), name))
-        # No unasked cast fix: the measured cast cannot tell a warm scene (cat fur, coffee)
-        # from a cast, and on the restore suite every such fix lowered PSNR. Asked, it is done.
-        checks = [("more_contrast", s.rms_contrast < 0.14),
-                  ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3),
-                  ("denoise", s.noise_sigma > 0.02)]
-        found += [(intent.model_copy(update={"name": k, **gentle}), k) for k, bad in checks if bad]
+        found = _restore(intent, s)
         return found or [(intent.model_copy(update=measured), "enhance")]
     return [(intent, n)]
+
+
+def _stops_to(lightness: float, goal: float) -> float:
+    """Exposure change, in stops, that moves L* `lightness` to `goal` (luminance scaled)."""
+    return math.log2(max(luminance_of(goal), 1e-4) / max(luminance_of(lightness), 1e-4))
+
+
+def _restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
+    """The unasked fixes of a blind goal, each as far as the measurements give evidence for.
+
+    Each fix needs evidence that clean photos rarely show, and goes no further than
+    the evidence: the light's cast only where four estimates of it agree
+    (`tools.analysis._illuminant`; a warm scene under white light reads ~0); levels
+    only for a lifted black point; exposure only when the white point and the mean
+    agree on the direction, by the smaller of their two changes (a low-key photo has
+    a low mean but a normal white point). Earlier, gentle fixes of everything (degree
+    0.5, no cast) left hazy, flat and cast photos far from clean (see the README's Evals).
+    """
+    measured = {"source": "measurement"}
+    gentle = {**measured, "degree": 0.5}
+
+    def make(name: str, kind: str | None = None, **update: Any) -> tuple[Intent, str]:
+        return intent.model_copy(update={"name": name, **measured, **update}), kind or name
+
+    found: list[tuple[Intent, str]] = []
+    light = (getattr(s, "illuminant_a", 0.0), getattr(s, "illuminant_b", 0.0))
+    if max(abs(light[0]), abs(light[1])) >= LIGHT_MIN:
+        found.append(make("neutralize_cast", "neutralize_light"))
+    veiled = s.p01_L > BLACK_OK
+    if veiled:
+        found.append(make("set_levels"))
+    else:
+        by_white = _stops_to(s.p99_L, EXPOSE_WHITE)
+        by_mean = _stops_to(s.mean_L, EXPOSE_MEAN)
+        if by_white * by_mean > 0 and min(abs(by_white), abs(by_mean)) >= EXPOSE_MIN:
+            stops = math.copysign(min(abs(by_white), abs(by_mean)), by_mean)
+            found.append(make("brighten" if stops > 0 else "darken", stops=round(stops, 2)))
+    if s.clipped_highlights_pct > 3 and not any(k in ("darken", "set_levels") for _, k in found):
+        found.append(make("recover_highlights", **gentle))
+    checks = [("more_contrast", s.rms_contrast < 0.14 and not veiled),
+              ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3 and not veiled)]
+    found += [make(k, **gentle) for k, bad in checks if bad]
+    if s.noise_sigma > 0.02:
+        found.append(make("denoise"))
+    return found
 
 
 # --- region intents (masks and inpainting) --------------------------------------------------

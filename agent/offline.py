@@ -124,11 +124,21 @@ class Strategy:
 
 
 def _white_balance(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
-    """Temperature and tint that move the measured cast (b*, a*) to where the targets want it."""
+    """Temperature and tint that move the measured cast (b*, a*) to where the targets want it.
+
+    Targets on the light's cast (illuminant_a/b) steer the same two sliders; the gain
+    is then re-fitted on that metric.
+    """
     s = state.stats
     want = {"cast_a": 0.0, "cast_b": 0.0}
+    read = {"cast_a": "cast_a", "cast_b": "cast_b"}  # the metric each axis is steered by
     for t in state.targets:
-        if t.metric in want and not t.met:
+        axis = LIGHT_AXIS.get(t.metric)
+        if axis is not None and not t.met:
+            want[axis] = _aim(t, s.get(t.metric, 0.0)) - s.get(t.metric, 0.0)
+            read[axis] = t.metric
+    for t in state.targets:
+        if t.metric in want and not t.met and read[t.metric] == t.metric:
             want[t.metric] = _aim(t, s.get(t.metric, 0.0)) - s.get(t.metric, 0.0)
         elif t.metric == "cast" and not t.met:
             strength = max(s.get("cast", 0.0), 1e-6)
@@ -137,12 +147,52 @@ def _white_balance(state: PlanState, hist: History, scale: float) -> dict[str, A
                 want[axis] = want[axis] or -(1 - keep) * s.get(axis, 0.0)
     args = {}
     for axis, lever in (("cast_b", WB_TEMPERATURE), ("cast_a", WB_TINT)):
-        gain = hist.gain(lever, axis) or lever.gain
+        metric = read[axis]
+        gain = hist.gain(lever, metric) or lever.gain
         step = want[axis] / gain
         if abs(step) >= lever.min_step:
-            cap = hist.cap(lever, axis, s.get(axis, 0.0) + want[axis], step)
+            cap = hist.cap(lever, metric, s.get(metric, 0.0) + want[axis], step)
             args[lever.param] = math.copysign(min(abs(step), lever.max_step, cap), step) * scale
     return args
+
+
+LIGHT_AXIS = {"illuminant_a": "cast_a", "illuminant_b": "cast_b"}  # the light's cast -> the slider axis
+
+
+def _srgb_of(lightness: float) -> float:
+    """The sRGB-encoded value of a grey of CIE L* `lightness`."""
+    y = luminance_of(lightness)
+    return 12.92 * y if y <= 0.0031308 else 1.055 * y ** (1 / 2.4) - 0.055
+
+
+def _levels(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+    """Black and white points that put the measured p01_L / p99_L where the targets aim.
+
+    A veil (haze, a faded print, flat contrast) is close to an affine map of the sRGB
+    values, which levels invert exactly: solved from the two percentiles as greys, or
+    from one with the other end kept. `scale` < 1 (a retry) moves part of the way.
+    """
+    s = state.stats
+    aims = {t.metric: _aim(t, s.get(t.metric, 0.0)) for t in state.targets
+            if t.metric in ("p01_L", "p99_L") and not t.met}
+    if not aims:
+        return {}
+    c1, c99 = _srgb_of(s.get("p01_L", 0.0)), _srgb_of(s.get("p99_L", 100.0))
+    if "p01_L" in aims and "p99_L" in aims:
+        a1, a99 = _srgb_of(aims["p01_L"]), _srgb_of(aims["p99_L"])
+        span = (c99 - c1) / max(a99 - a1, 1e-3)
+        black = c1 - a1 * span
+        white = black + span
+    elif "p01_L" in aims:
+        a1 = _srgb_of(aims["p01_L"])
+        black, white = max(c1 - a1, 0.0) / max(1 - a1, 1e-3), 1.0
+    else:
+        black, white = 0.0, c99 / max(_srgb_of(aims["p99_L"]), 1e-3)
+    black = min(max(black * scale, 0.0), 0.8)
+    white = min(max(1 - (1 - white) * scale, black + 0.1), 1.0)
+    if black < 0.004 and white > 0.996:
+        return {}
+    return {"black": black, "white": white}
 
 
 def _sharpen_threshold(state: PlanState) -> dict[str, Any]:
@@ -177,6 +227,7 @@ HIGHLIGHTS = Strategy("shadows_highlights", 1, "highlights", 0.07, min_step=5.0,
 BLACKS = Strategy("whites_blacks", 1, "blacks", 0.2, min_step=5.0, max_step=60.0)
 WHITES = Strategy("whites_blacks", 1, "whites", 0.1, min_step=5.0, max_step=60.0)
 DEHAZE = Strategy("dehaze", 1, "amount", 0.5, _ln, min_step=0.1, max_step=0.8)
+LEVELS = Strategy("levels", 1, "black", 0.0, build=_levels)
 CONTRAST = Strategy("contrast", 2, "amount", 0.0025, _ln, min_step=5.0, max_step=60.0)
 CLARITY = Strategy("clarity", 2, "amount", 0.001, _ln, min_step=10.0, max_step=60.0)
 SATURATION = Strategy("saturation", 3, "amount", 0.6, _ln, min_step=0.05, max_step=0.7,
@@ -196,6 +247,8 @@ STRATEGIES: dict[str, tuple[Strategy, ...]] = {
     "cast_b": (WB_TEMPERATURE, AUTO_WB),
     "cast_a": (WB_TINT, AUTO_WB),
     "cast": (WB_TEMPERATURE, AUTO_WB),
+    "illuminant_b": (WB_TEMPERATURE,),
+    "illuminant_a": (WB_TINT,),
     "p01_L": (BLACKS, SHADOWS.on(0.1)),
     "p05_L": (SHADOWS, BLACKS.on(0.15)),
     "clipped_shadows_pct": (BLACKS.on(-0.4), SHADOWS.on(-0.05)),
@@ -481,10 +534,15 @@ INTENT_FIRST: dict[str, dict[str, Strategy]] = {
     "dehaze": {"rms_contrast": DEHAZE, "p05_L": DEHAZE.on(-25.0), "p01_L": DEHAZE.on(-25.0),
                "colorfulness": DEHAZE.on(0.5, _ln)},
     "black_and_white": {"mean_saturation": MONO, "colorfulness": MONO},
+    "set_levels": {"p01_L": LEVELS, "p99_L": LEVELS},
+    # Noise first, as raw converters do: levels and contrast amplify it, and after them a
+    # denoise strong enough for the target (relative to the original's noise) breaks the lock.
+    "denoise": {"noise_sigma": replace(DENOISE, stage=0)},
 }
 
 # Metrics that move together: one call per family per turn, or they over-correct.
-FAMILY = {"median_L": "mean_L", "cast_a": "cast", "cast_b": "cast", "p01_L": "shadows",
+FAMILY = {"median_L": "mean_L", "cast_a": "cast", "cast_b": "cast", "illuminant_a": "cast",
+          "illuminant_b": "cast", "p01_L": "shadows",
           "p05_L": "shadows", "clipped_shadows_pct": "shadows", "p95_L": "highlights",
           "p99_L": "highlights", "clipped_highlights_pct": "highlights",
           "colorfulness": "mean_saturation", "dynamic_range": "rms_contrast"}

@@ -243,7 +243,8 @@ def test_match_reference_uses_the_reference_stats(model):
 
 
 def test_enhance_finds_the_problems_by_measurement(model):
-    goal = parse_goal("improve the photo", stats(mean_L=32, noise_sigma=0.03, rms_contrast=0.1))
+    # dark by both the mean and the white point (a low mean alone is a low-key photo)
+    goal = parse_goal("improve the photo", stats(mean_L=32, p99_L=60, noise_sigma=0.03, rms_contrast=0.1))
     assert {"brighten", "denoise", "more_contrast"} <= names(goal)
     assert all(i.source == "measurement" for i in goal.intents)
     fine = parse_goal("make it look better", stats())

@@ -1,0 +1,105 @@
+"""Blind "restore this photo": unasked fixes only where the measurements give evidence, as far as it goes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from agent import goals
+from agent.goals import luminance_of, parse_goal
+from agent.offline import BoundTool, decide
+from agent.protocol import PlanState, TargetState
+from evals.degrade import color_cast, haze
+from tests.helpers import sample
+from tools.analysis import Stats, measure
+
+pytestmark = pytest.mark.disable_socket
+
+CLEAN = dict(width=64, height=48, mean_L=48.0, median_L=50.0, p01_L=3.0, p05_L=8.0, p95_L=86.0,
+             p99_L=94.0, clipped_shadows_pct=0.5, clipped_highlights_pct=0.5, rms_contrast=0.24,
+             colorfulness=35.0, cast_a=0.5, cast_b=1.0, cast=1.1, mean_saturation=0.3,
+             noise_sigma=0.008, sharpness=0.02, dynamic_range=7.0)
+
+
+def restore(**changes: float):
+    return parse_goal("restore this photo", Stats(**{**CLEAN, **changes}))
+
+
+def kinds(goal) -> set[str]:
+    return {i.name for i in goal.intents}
+
+
+def target(goal, metric: str):
+    return next(t for t in goal.targets if t.metric == metric)
+
+
+def test_a_clean_photo_is_left_alone():
+    assert restore().targets == []
+
+
+def test_a_warm_scene_under_white_light_keeps_its_colour():
+    # coffee-like: the near-neutral cast reads +30 b*, the light's cast 0: no colour fix
+    goal = restore(cast_a=26.0, cast_b=32.0, cast=41.0)
+    assert "neutralize_cast" not in kinds(goal)
+
+
+def test_a_light_cast_is_removed_by_its_measured_share():
+    goal = restore(illuminant_a=1.0, illuminant_b=10.0)
+    t = target(goal, "illuminant_b")
+    assert t.low <= 10.0 * (1 - goals.LIGHT_SHARE) <= t.high and t.high < 10.0
+    assert not any(t.metric == "illuminant_a" for t in goal.targets)  # 1 unit on a*: nothing to fix
+
+
+def test_a_lifted_black_point_sets_levels_not_a_gentle_contrast_nudge():
+    goal = restore(p01_L=35.0, p99_L=72.0, rms_contrast=0.08, mean_saturation=0.1)
+    assert "set_levels" in kinds(goal) and not kinds(goal) & {"more_contrast", "more_saturation"}
+    assert target(goal, "p01_L").high == goals.BLACK_AIM and target(goal, "p99_L").low == goals.WHITE_AIM
+    assert "p99_L" not in {t.metric for t in restore(p01_L=35.0, p99_L=95.0).targets}
+
+
+def test_exposure_needs_the_white_point_and_the_mean_to_agree():
+    dim = restore(mean_L=22.0, median_L=20.0, p99_L=50.0)
+    brighten = next(i for i in dim.intents if i.name == "brighten")
+    expected = goals._stops_to(50.0, goals.EXPOSE_WHITE)  # the smaller of the two changes
+    assert brighten.stops == pytest.approx(expected, abs=0.01)
+    t = target(dim, "mean_L")
+    assert t.low < goals.lstar(luminance_of(22.0) * 2**expected) < t.high
+    # a low-key photo with bright highlights: the mean says brighten, the white point does not
+    assert not kinds(restore(mean_L=26.0, p99_L=95.0)) & {"brighten", "darken"}
+
+
+def test_noise_is_denoised_at_full_degree():
+    goal = restore(noise_sigma=0.04)
+    assert target(goal, "noise_sigma").high == pytest.approx(0.04 * 0.6)
+
+
+def test_levels_are_solved_from_both_percentiles():
+    stats = {"p01_L": 40.0, "p99_L": 70.0, "mean_L": 55.0}
+    ts = [TargetState(label="black", metric="p01_L", op="<=", high=8.0, value=40.0),
+          TargetState(label="white", metric="p99_L", op=">=", low=80.0, value=70.0)]
+    ps = PlanState(instruction="restore", intents=[{"name": "set_levels"}], targets=ts, stats=stats)
+    props = {k: {"type": "number", "minimum": 0, "maximum": 1} for k in ("black", "white")}
+    calls = decide(ps, {"levels": BoundTool("levels", props), "whites_blacks": BoundTool("whites_blacks")}).calls
+    assert [c.name for c in calls] == ["levels"]
+    black, white = calls[0].args["black"], calls[0].args["white"]
+    # the measured black (L* 40 ~ sRGB 0.39) and white (L* 70 ~ 0.68) land on the aims (L* 6 and 82)
+    from tools.colorspace import linear_to_srgb
+
+    srgb = {L: float(linear_to_srgb(torch.tensor(luminance_of(L)))) for L in (40.0, 70.0, 6.0, 82.0)}
+    assert (srgb[40.0] - black) / (white - black) == pytest.approx(srgb[6.0], abs=0.01)
+    assert (srgb[70.0] - black) / (white - black) == pytest.approx(srgb[82.0], abs=0.01)
+
+
+def test_restore_end_to_end_undoes_haze_and_a_warm_light():
+    from agent.api import edit
+    from evals.metrics import psnr
+
+    clean = sample("astronaut", (96, 96))
+    bad = haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9)
+    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96)
+    assert {"set_levels", "neutralize_cast"} <= kinds(res.goal)
+    assert psnr(res.image, clean) > psnr(bad, clean) + 5
+    assert res.score.structure >= 0.7
+    after = measure(res.image)
+    assert abs(after.illuminant_b) < abs(measure(bad).illuminant_b)
+    assert torch.equal(bad, haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9))  # the input is untouched
