@@ -3,8 +3,9 @@
 imagent's op runs through the registry on a (1,3,H,W) float32 CPU tensor (what the
 agent holds); the peer is what an OpenCV user would write for the same edit, on the
 same pixels as an HWC float32 array (uint8 where OpenCV only takes 8-bit: LUT,
-CLAHE, equalizeHist, NL-means), prepared outside the timing. Reported: median
-milliseconds over several runs after a warm-up, and the ratio imagent / OpenCV
+CLAHE, equalizeHist, NL-means), prepared outside the timing. The two sides run
+interleaved (A, B, A, B, ...) so that load from other work hits both alike. Reported:
+median milliseconds over several runs after a warm-up, and the ratio imagent / OpenCV
 (lower is better; < 1 means imagent is faster).
 
     python -m benchmarks.run [--sizes 1,12] [--only exposure,blur] [--out bench-results]
@@ -158,14 +159,17 @@ CASES: dict[str, tuple[dict[str, Any], str, Callable[[np.ndarray], Any], str]] =
 ONLY_SMALL = {"denoise_nlm"}  # NL-means at 12 MP takes minutes on 2 cores on both sides
 
 
-def _median_ms(fn: Callable[[], Any], runs: int) -> float:
-    fn()  # warm-up: first call pays lazy imports and allocations
-    times = []
+def _median_ms(fns: tuple[Callable[[], Any], ...], runs: int) -> list[float]:
+    """Median milliseconds of each fn, run in turn (A, B, A, B, ...) after one warm-up each."""
+    for fn in fns:
+        fn()  # warm-up: first call pays lazy imports and allocations
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times)
+        for fn, ts in zip(fns, times, strict=True):
+            t = time.perf_counter()
+            fn()
+            ts.append((time.perf_counter() - t) * 1000)
+    return [statistics.median(ts) for ts in times]
 
 
 def _image(size: tuple[int, int]) -> np.ndarray:
@@ -192,9 +196,9 @@ def run(sizes: list[int], only: set[str] | None) -> list[dict[str, Any]]:
                 continue
             tool = get(tool_name)
             p = tool.validate(params)
-            ours = _median_ms(lambda tool=tool, p=p, t=t: tool(t, p), runs)
             src = u if kind == "u8" else a
-            theirs = _median_ms(lambda peer=peer, src=src: peer(src), runs)
+            ours, theirs = _median_ms((lambda tool=tool, p=p, t=t: tool(t, p), lambda peer=peer, src=src: peer(src)),
+                                      runs)
             rows.append({"op": name, "megapixels": mp, "imagent_ms": round(ours, 1), "opencv_ms": round(theirs, 1),
                          "ratio": round(ours / theirs, 2), "peer": peer_desc})
             print(f"{mp:>3} MP  {name:<20} imagent {ours:9.1f} ms   opencv {theirs:9.1f} ms   "

@@ -8,13 +8,17 @@ Both paths agree within a tolerance that tests check.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 import torch
 
 # Rec. 709 / sRGB primaries: relative luminance of *linear* RGB.
 LUMA = (0.2126, 0.7152, 0.0722)
+LUT_SIZE = 65536  # 16-bit table grid: exact for 8- and 16-bit sources, within 1/131070 of any float
 
 
 def use_cv(image: torch.Tensor) -> bool:
@@ -48,14 +52,24 @@ def luminance(image: torch.Tensor, linear: bool = False) -> torch.Tensor:
 
 def to_hwc(image: torch.Tensor) -> list[np.ndarray]:
     """A CPU (B,3,H,W) tensor as a list of contiguous float32 HWC arrays."""
-    x = image.detach().to(torch.float32)
-    return [np.ascontiguousarray(x[i].permute(1, 2, 0).numpy()) for i in range(x.shape[0])]
+    import cv2
+
+    x = image.detach().to(torch.float32).contiguous()
+    # cv2.merge interleaves planes 3-4x faster than a permuted copy (12 MP: 12 vs 45 ms)
+    return [cv2.merge([x[i, c].numpy() for c in range(x.shape[1])]) for i in range(x.shape[0])]
 
 
 def from_hwc(arrays: list[np.ndarray], like: torch.Tensor) -> torch.Tensor:
     """Stack HWC float arrays back into a (B,3,H,W) tensor shaped like `like`."""
-    out = torch.stack([torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1) for a in arrays])
-    return out.to(device=like.device, dtype=like.dtype).contiguous()
+    import cv2
+
+    h, w, c = arrays[0].shape
+    out = torch.empty((len(arrays), c, h, w), dtype=torch.float32)
+    for i, a in enumerate(arrays):
+        # straight into the output planes: one pass instead of a permuted copy and a stack
+        cv2.mixChannels([np.asarray(a, dtype=np.float32)], [out[i, k].numpy() for k in range(c)],
+                        [n for k in range(c) for n in (k, k)])
+    return out.to(device=like.device, dtype=like.dtype)
 
 
 def per_plane(image: torch.Tensor, fn: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
@@ -71,6 +85,81 @@ def per_plane(image: torch.Tensor, fn: Callable[[np.ndarray], np.ndarray]) -> to
 def per_image(image: torch.Tensor, fn: Callable[[np.ndarray], np.ndarray]) -> torch.Tensor:
     """Apply an HWC float32 OpenCV function to every image of the batch."""
     return from_hwc([fn(a) for a in to_hwc(image)], image)
+
+
+# ------------------------------------------------------------------ CPU threads, 16-bit lookup tables
+
+_BAND = 1 << 20  # values per CPU job: each job is a round trip through the GIL, which stalls on busy cores
+_J = TypeVar("_J")
+_pool: ThreadPoolExecutor | None = None
+
+
+def in_threads(fn: Callable[[_J], object], jobs: Sequence[_J]) -> None:
+    """Run fn over jobs on torch.get_num_threads() Python threads (OpenCV frees the GIL).
+
+    Each thread takes the next job off one shared queue and runs it start to end: no hand-off
+    per op (what makes torch's own pool slow on small chunks when the cores are shared), and
+    a thread the OS sets aside leaves its jobs to the others.
+    """
+    global _pool
+    n = min(torch.get_num_threads(), len(jobs))
+    if n <= 1:
+        for job in jobs:
+            fn(job)
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(os.cpu_count() or n, thread_name_prefix="imagent-cv")
+    queue = iter(jobs)  # next() on a list iterator is atomic under the GIL
+
+    def work() -> None:
+        for job in queue:
+            fn(job)
+
+    for done in [_pool.submit(work) for _ in range(n)]:
+        done.result()
+
+
+def apply_lut(image: torch.Tensor, tables: torch.Tensor, channels: Sequence[int] | None = None) -> torch.Tensor:
+    """Map every value x of a (B,C,H,W) image through a 16-bit table: table[round(x * 65535)].
+
+    tables: (LUT_SIZE,) for every plane, (C, LUT_SIZE) one per channel or (B, C, LUT_SIZE).
+    Finite values outside [0,1] take the end entries, NaN the first; ties round to even. Channels not
+    in `channels` are copied. On the CPU one band is two OpenCV calls (float -> uint16 index,
+    16-bit cv2.LUT) run in threads: 12 MP RGB in ~20 ms, against ~50 ms for torch's
+    multiply/clamp/convert/index_select chain (and 6x that when the cores are shared).
+    """
+    b, c = image.shape[:2]
+    chans = list(range(c) if channels is None else channels)
+    tables = tables.detach().to(image.dtype).expand(b, c, LUT_SIZE)
+    x = image.detach().contiguous()
+    out = x.clone() if len(chans) < c else torch.empty_like(x)
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return _lut_torch(x, tables, chans, out)
+    jobs = []
+    for i in range(b):
+        for k in chans:
+            src, dst = x[i, k].numpy().reshape(-1), out[i, k].numpy().reshape(-1)
+            table = tables[i, k].numpy()
+            jobs += [(src[s : s + _BAND], dst[s : s + _BAND], table) for s in range(0, src.size, _BAND)]
+    in_threads(_lut_band, jobs)
+    return out
+
+
+def _lut_torch(x: torch.Tensor, tables: torch.Tensor, chans: list[int], out: torch.Tensor) -> torch.Tensor:
+    """apply_lut on any device and dtype: the same index (float32 maths: a half cannot hold 65535)."""
+    idx = x[:, chans].float().nan_to_num_(0).clamp_(0, 1).mul_(LUT_SIZE - 1).round_().long().flatten(2)
+    out[:, chans] = torch.gather(tables[:, chans], 2, idx).view_as(out[:, chans])
+    return out
+
+
+def _lut_band(job: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    import cv2
+
+    src, dst, table = job
+    # addWeighted, not multiply: it scales in float (multiply goes through double, 2x slower);
+    # the conversion rounds to nearest and saturates, so clamping costs nothing.
+    idx = cv2.addWeighted(src, LUT_SIZE - 1, src, 0, 0, dtype=cv2.CV_16U)
+    cv2.LUT(idx, table, dst=dst)
 
 
 # ------------------------------------------------------------------ Lab and HSV

@@ -17,10 +17,10 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tools.colorspace import LUT_SIZE, apply_lut
 from tools.registry import Params, Tool, ToolError, check_mask, get
 
 RECIPE_FORMAT = 1
-LUT_SIZE = 65536  # 16-bit index: exact to well under 1/255 for any smooth curve
 
 
 class RecipeError(ToolError):
@@ -159,10 +159,7 @@ def fused_lut(steps: list[tuple[Tool, Params]], image: torch.Tensor) -> torch.Te
     table = ramp.view(1, 1, 1, -1).expand(1, 3, 1, LUT_SIZE).contiguous()
     for t, p in steps:
         table = t(table, p)
-    table = table.view(3, LUT_SIZE).to(image.dtype)
-    idx = image.detach().clamp(0, 1).mul(LUT_SIZE - 1).add_(0.5).long()
-    offsets = torch.arange(3, device=image.device).view(1, 3, 1, 1) * LUT_SIZE
-    return table.view(-1)[idx.add_(offsets)]
+    return apply_lut(image, table.view(3, LUT_SIZE))
 
 
 def resize_mask(mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
