@@ -315,3 +315,49 @@ def test_face_wish_end_to_end_with_the_offline_planner(goal: str, seed: int, att
     outside = torch.ones_like(changed)
     outside[15:166, 50:191] = False
     assert torch.equal(result.image[..., outside], img[..., outside]), "pixels outside the face mask are identical"
+
+
+# ----------------------------------------------------------------- framing: sub-pixel alignment and the guard
+
+
+def test_turned_subpixel_crop_cuts_back_what_was_pasted() -> None:
+    """A patch pasted through a sub-pixel, turned crop is read back by cut() through the same crop."""
+    from tools.gan import face as facelib
+
+    patch = get_backend().sample(1, TEST_SEED + 4)
+    canvas = torch.full((3, 150, 170), 0.5)
+    crop = facelib.Crop(30.4, 20.7, 101.3, 6.0)
+    out = facelib.paste(canvas, crop, patch - 0.5, torch.ones(1, 1, 64, 64), delta=True)
+    back = facelib.cut(out, crop, 64)
+    inner = (slice(None), slice(None), slice(4, 60), slice(4, 60))  # the border pixels mix with the canvas
+    assert inv.quality(back[inner], patch[inner])[0][0] > 28
+    x0, y0, x1, y1 = crop.clip(150, 170)
+    assert torch.equal(out[:, :, :x0], canvas[:, :, :x0]) and torch.equal(out[:, y1:], canvas[:, y1:])
+    grid = facelib.Crop(60, 30, 120)  # whole pixels, not turned: the exact area resize, as before
+    img = portrait(0)[0]
+    assert torch.equal(facelib.cut(img, grid, 64), F.interpolate(img[None, :, 30:150, 60:180], size=(64, 64),
+                                                                   mode="area").clamp(0, 1))
+
+
+def test_aligned_inversion_recovers_the_true_frame() -> None:
+    """Started 6 px and 7% off the pasted face, the frame is refined to within a pixel (the old framing: 1-15 px)."""
+    from tools.gan import face as facelib
+
+    b = get_backend()
+    img = portrait(0)[0]  # the face fills Crop(60, 30, 120)
+    settings = dataclasses.replace(inv.DEFAULTS, steps=150, seconds=1e9)
+    crop, result = inv.invert_aligned(b, img, facelib.Crop(54, 33, 112), settings=settings)
+    cx, cy = crop.centre
+    print(f"aligned frame {crop.describe()}, PSNR {result.psnr[0]:.1f} dB in {result.seconds:.1f}s")
+    assert abs(cx - 120) < 1.0 and abs(cy - 90) < 1.0 and abs(crop.size / 120 - 1) < 0.02 and abs(crop.angle) < 1.5
+    assert result.psnr[0] >= 30
+
+
+def test_guard_damps_the_edit_where_the_reconstruction_disagrees() -> None:
+    recon = torch.full((1, 3, 64, 64), 0.5)
+    target = recon.clone()
+    target[..., 20:40, 10:30] = 0.9  # a feature the reconstruction lacks (frames drawn elsewhere)
+    conf = gt.confidence(recon, target)
+    assert conf.shape == (1, 1, 64, 64)
+    assert float(conf[..., 25:35, 15:25].max()) == 0.0, "no edit where they clearly disagree"
+    assert float(conf[..., 45:, 40:].min()) == 1.0, "the full edit where they agree"

@@ -3,8 +3,11 @@
 Detection is OpenCV's Haar frontal-face cascade (ships inside opencv-python, offline).
 Alignment is a square crop framed the way the generator frames its faces: the constants
 below were measured by running `detect_faces` on 90 generated faces pasted at 100-220 px
-into a photo (the box is 0.82 of the frame wide, sd 0.11; its centre 0.567 of the way down). A crop that runs past
-the photo's border is padded by replication.
+into a photo (the box is 0.82 of the frame wide, sd 0.11; its centre 0.567 of the way down). That is
+only a start: `invert.invert_aligned` refines it to sub-pixel position, size and a small
+turn (a DCGAN latent cannot express a 1 px shift, and 2 px off at 120 px costs ~6 dB), so
+crops may be fractional and turned; `cut` and `paste` sample those with grid_sample. A crop
+that runs past the photo's border is padded by replication.
 
 Blend back (`paste_delta`): the edit is carried as a delta, edited minus reconstructed,
 upsampled to the crop's size and added under a feathered elliptical mask, so the photo's
@@ -13,6 +16,7 @@ own detail survives and pixels outside the mask are untouched, bit for bit.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cache
 
@@ -30,14 +34,55 @@ DETECT_SIZE = 512  # the longer side the detector sees (small faces need upscali
 
 @dataclass(frozen=True)
 class Crop:
-    """A square region of the photo (may extend past its borders), in pixels."""
+    """A square region of the photo (may extend past its borders), in pixels.
 
-    x0: int
-    y0: int
-    size: int
+    The detector gives whole pixels; alignment (`invert.invert_aligned`) refines it to
+    sub-pixel position and size and a small `angle` (degrees; the frame's x axis turned
+    towards the photo's +y axis, i.e. clockwise on screen).
+    """
+
+    x0: float
+    y0: float
+    size: float
+    angle: float = 0.0
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return self.x0 + self.size / 2, self.y0 + self.size / 2
+
+    def on_pixel_grid(self) -> bool:
+        return self.angle == 0 and all(float(v).is_integer() for v in (self.x0, self.y0, self.size))
 
     def clip(self, h: int, w: int) -> tuple[int, int, int, int]:
-        return max(self.x0, 0), max(self.y0, 0), min(self.x0 + self.size, w), min(self.y0 + self.size, h)
+        """The photo pixels the crop touches (its bounding box when turned), clipped to the photo."""
+        half = self.size / 2 * (abs(math.cos(math.radians(self.angle))) + abs(math.sin(math.radians(self.angle))))
+        cx, cy = self.centre
+        return (max(math.floor(cx - half), 0), max(math.floor(cy - half), 0),
+                min(math.ceil(cx + half), w), min(math.ceil(cy + half), h))
+
+    def describe(self) -> str:
+        turn = f", turned {self.angle:.1f} deg" if self.angle else ""
+        return f"{self.size:.1f}px at ({self.x0:.1f},{self.y0:.1f}){turn}"
+
+
+def frame_grid(crop: Crop, xs: Tensor, ys: Tensor) -> Tensor:
+    """Photo pixel-centre coordinates -> grid_sample coordinates (-1..1, align_corners=False) in the crop's frame."""
+    cx, cy = crop.centre
+    a = math.radians(crop.angle)
+    dx, dy = xs - cx, ys - cy
+    u = (math.cos(a) * dx + math.sin(a) * dy) / crop.size
+    v = (-math.sin(a) * dx + math.cos(a) * dy) / crop.size
+    return torch.stack([2 * u, 2 * v], -1)
+
+
+def crop_points(crop: Crop, n: int, device: torch.device | None = None) -> tuple[Tensor, Tensor]:
+    """Photo coordinates (xs, ys), each (n, n), of the centres of an n x n grid over the crop's frame."""
+    t = (torch.arange(n, device=device, dtype=torch.float32) + 0.5) / n - 0.5
+    v, u = torch.meshgrid(t, t, indexing="ij")
+    a = math.radians(crop.angle)
+    cx, cy = crop.centre
+    return (cx + crop.size * (math.cos(a) * u - math.sin(a) * v),
+            cy + crop.size * (math.sin(a) * u + math.cos(a) * v))
 
 
 @cache
@@ -99,15 +144,24 @@ def find_face(image: Tensor, index: int) -> Crop:
 
 def cut(image: Tensor, crop: Crop, res: int) -> Tensor:
     """(3,H,W) -> the crop resized to (1,3,res,res), padding by replication past the border."""
+    if not crop.on_pixel_grid():
+        # Sub-pixel or turned: sample k x k points per output pixel and average (an area filter).
+        k = max(1, math.ceil(crop.size / res))
+        xs, ys = crop_points(crop, res * k, image.device)
+        h, w = image.shape[-2:]
+        grid = torch.stack([(xs / w) * 2 - 1, (ys / h) * 2 - 1], -1)[None].to(image.dtype)
+        x = F.grid_sample(image[None], grid, mode="bilinear", padding_mode="border", align_corners=False)
+        return (F.avg_pool2d(x, k) if k > 1 else x).clamp(0, 1)
+    x0, y0, size = int(crop.x0), int(crop.y0), int(crop.size)
     h, w = image.shape[-2:]
-    pad = (max(0, -crop.x0), max(0, crop.x0 + crop.size - w), max(0, -crop.y0), max(0, crop.y0 + crop.size - h))
+    pad = (max(0, -x0), max(0, x0 + size - w), max(0, -y0), max(0, y0 + size - h))
     x = image[None]
     if any(pad):
         x = F.pad(x, pad, mode="replicate")
-    x0, y0 = crop.x0 + pad[0], crop.y0 + pad[2]
-    x = x[..., y0 : y0 + crop.size, x0 : x0 + crop.size]
-    return F.interpolate(x, size=(res, res), mode="area" if crop.size > res else "bilinear",
-                         align_corners=None if crop.size > res else False).clamp(0, 1)
+    x0, y0 = x0 + pad[0], y0 + pad[2]
+    x = x[..., y0 : y0 + size, x0 : x0 + size]
+    return F.interpolate(x, size=(res, res), mode="area" if size > res else "bilinear",
+                         align_corners=None if size > res else False).clamp(0, 1)
 
 
 def ellipse_mask(size: int, feather: float = 0.15, rx: float = 0.40, ry: float = 0.47,
@@ -127,13 +181,22 @@ def paste(image: Tensor, crop: Crop, patch: Tensor, mask: Tensor, *, delta: bool
     Both are resized to the crop; only pixels where the mask is > 0 change.
     """
     h, w = image.shape[-2:]
-    up = F.interpolate(patch, size=(crop.size, crop.size), mode="bicubic", align_corners=False)
-    m = F.interpolate(mask, size=(crop.size, crop.size), mode="bilinear", align_corners=False).clamp(0, 1)
     x0, y0, x1, y1 = crop.clip(h, w)
     if x1 <= x0 or y1 <= y0:
         return image.clone()
-    sl = (slice(y0 - crop.y0, y1 - crop.y0), slice(x0 - crop.x0, x1 - crop.x0))
-    up, m = up[0][:, sl[0], sl[1]].to(image), m[0][:, sl[0], sl[1]].to(image)
+    if crop.on_pixel_grid():
+        size = int(crop.size)
+        up = F.interpolate(patch, size=(size, size), mode="bicubic", align_corners=False)
+        m = F.interpolate(mask, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+        sl = (slice(y0 - int(crop.y0), y1 - int(crop.y0)), slice(x0 - int(crop.x0), x1 - int(crop.x0)))
+        up, m = up[0][:, sl[0], sl[1]].to(image), m[0][:, sl[0], sl[1]].to(image)
+    else:  # sample the patch and mask at each photo pixel's place in the (sub-pixel, turned) frame
+        ys, xs = torch.meshgrid(torch.arange(y0, y1, device=image.device, dtype=torch.float32) + 0.5,
+                                torch.arange(x0, x1, device=image.device, dtype=torch.float32) + 0.5, indexing="ij")
+        grid = frame_grid(crop, xs, ys)[None]
+        up = F.grid_sample(patch.float(), grid, mode="bicubic", padding_mode="border", align_corners=False)[0]
+        m = F.grid_sample(mask.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)[0]
+        up, m = up.to(image), m.clamp(0, 1).to(image)
     out = image.clone()
     region = out[:, y0:y1, x0:x1]
     new = region + m * up if delta else region + m * (up.clamp(0, 1) - region)

@@ -8,6 +8,11 @@ The loss is pixel MSE + SSIM + low-frequency MSE (8x8 means: keeps overall colou
 lighting right early, when fine detail is still wrong); `known` masks out pixels the loss
 must ignore (masked inversion, for inpainting). A wall-clock budget stops it early.
 
+`invert_aligned` does the same for a face in a photo while fitting the crop too: the
+generator's frame is drawn into a fixed photo window (so every frame is judged on the same
+photo pixels) and Adam moves the latent and the frame (shift, scale, turn) together; after
+a first round the encoder re-reads the face at the new frame and races round 1's latent.
+
 The result carries PSNR and SSIM of the reconstruction over the known pixels, so the
 agent can tell how faithful an edit built on it will be.
 """
@@ -160,3 +165,138 @@ def _set_lr(opt: torch.optim.Optimizer, base: float, progress: float) -> None:
     lr = base * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) + base * 0.02
     for group in opt.param_groups:
         group["lr"] = lr
+
+
+# ----------------------------------------------------------------- inversion with the framing refined
+
+
+@dataclass
+class Align:
+    """Knobs of `invert_aligned`: the frame is fitted together with the latent."""
+
+    context: float = 1.25  # the fixed photo window the loss is judged in, as a multiple of the start crop
+    res: int = 128  # its sampling: finer than the generator, so a sub-pixel shift shows
+    lr: float = 0.004  # Adam's rate for the frame (shift in crop sizes, log-scale, angle in radians)
+    scales: tuple[float, ...] = (0.9, 1.0, 1.1)  # round 1's candidate frames: scales x shifts of the start crop
+    shift: float = 0.14
+    search: float = 0.3  # fraction of the steps (and seconds) spent finding the frame before re-encoding there
+    max_angle: float = 0.25  # radians (~14 deg): the frame is a face box, not free to spin
+
+
+ALIGN = Align()
+
+
+def _warp(faces: Tensor, theta: Tensor, xs: Tensor, ys: Tensor, c0: tuple[float, float], s0: float) -> Tensor:
+    """Draw (N,C,R,R) generator frames into the fixed window: pixel (xs, ys) of the photo looks up the
+    frame placed at centre c0 + s0*(dx, dy), size s0*exp(ls), turned by angle; theta (N,4) = dx, dy, ls, angle."""
+    dx, dy, ls, a = (theta[:, i, None, None] for i in range(4))
+    s = s0 * torch.exp(ls)
+    px, py = xs[None] - (c0[0] + s0 * dx), ys[None] - (c0[1] + s0 * dy)
+    u = (torch.cos(a) * px + torch.sin(a) * py) / s
+    v = (-torch.sin(a) * px + torch.cos(a) * py) / s
+    grid = torch.stack([2 * u, 2 * v], -1)
+    return F.grid_sample(faces, grid, mode="bicubic", padding_mode="zeros", align_corners=False)
+
+
+def invert_aligned(backend: Backend, image: Tensor, crop, known: Tensor | None = None,  # type: ignore[no-untyped-def]
+                   settings: Settings | None = None, align: Align | None = None, seed: int = 0):
+    """Invert the face in `crop` of the (3,H,W) photo, refining the crop (sub-pixel shift, scale, small turn).
+
+    The loss is judged in a fixed photo window around the start crop (the same photo pixels
+    whatever the frame, so a tighter frame cannot look easier), over the face ellipse of the
+    start crop: the generator's frame is drawn into that window (bicubic, as `face.paste`
+    draws it back) and Adam moves the latent and the frame together. Returns (crop, Inversion):
+    the refined `face.Crop`, and the inversion with `recon` in the generator's frame and its
+    PSNR/SSIM over the window's face ellipse, in photo space.
+    """
+    from tools.gan import face as facelib
+
+    s, al = settings or DEFAULTS, align or ALIGN
+    t0 = time.monotonic()
+    r = backend.resolution
+    window = facelib.Crop(crop.x0 - (al.context - 1) * crop.size / 2, crop.y0 - (al.context - 1) * crop.size / 2,
+                          crop.size * al.context)
+    img = image.to(backend.device).float()
+    target = facelib.cut(img, window, al.res)
+    xs, ys = facelib.crop_points(window, al.res, backend.device)
+    c0, s0 = crop.centre, float(crop.size)
+    ell = facelib.ellipse_mask(r, device=backend.device)
+    zero = torch.zeros(1, 4, device=backend.device)
+    weight = _warp(ell, zero, xs, ys, c0, s0)
+    kn = known.to(backend.device).float() if known is not None else None
+
+    def loss_of(z: Tensor, theta: Tensor) -> Tensor:
+        drawn = _warp(backend.synthesize(z), theta, xs, ys, c0, s0)
+        w = weight if kn is None else weight * _warp(kn.expand(len(z), -1, -1, -1), theta, xs, ys, c0, s0)
+        return _loss(drawn, target.expand(len(z), -1, -1, -1), w.expand(len(z), -1, -1, -1), s)
+
+    def optimiser(z: Tensor, theta: Tensor) -> torch.optim.Optimizer:
+        return torch.optim.Adam([{"params": [z], "lr": s.lr, "base": s.lr},
+                                 {"params": [theta], "lr": al.lr, "base": al.lr}])
+
+    lim = torch.tensor([0.3, 0.3, 0.3, al.max_angle], device=backend.device)
+
+    def refine(z: Tensor, theta: Tensor, steps: int, seconds: float, keep_at: int) -> tuple[Tensor, Tensor, int]:
+        """Adam on rows of (z, theta) under a cosine schedule; after `keep_at` steps only the best row goes on."""
+        t1 = time.monotonic()
+        z, theta = z.detach().clone().requires_grad_(True), theta.detach().clone().requires_grad_(True)
+        opt = optimiser(z, theta)
+        step = 0
+        with torch.enable_grad():
+            while step < steps and time.monotonic() - t1 < seconds:
+                if step == keep_at and len(z) > 1:
+                    with torch.no_grad():
+                        best = int(loss_of(z, theta).argmin())
+                    z = z.detach()[best : best + 1].clone().requires_grad_(True)
+                    theta = theta.detach()[best : best + 1].clone().requires_grad_(True)
+                    opt = optimiser(z, theta)
+                progress = min(1.0, max(step / steps, (time.monotonic() - t1) / seconds))
+                for group in opt.param_groups:
+                    group["lr"] = group["base"] * (0.5 * (1 + math.cos(math.pi * progress)) + 0.02)
+                loss = loss_of(z, theta)
+                opt.zero_grad()
+                loss.sum().backward()
+                opt.step()
+                with torch.no_grad():
+                    theta.copy_(torch.maximum(torch.minimum(theta, lim), -lim))
+                step += 1
+        with torch.no_grad():
+            best = int(loss_of(z, theta).argmin())
+        return z.detach()[best : best + 1], theta.detach()[best : best + 1], step
+
+    # Round 1 finds the frame. Its restarts: the frames among a few scales and shifts of the
+    # start crop where the encoder's reading, drawn into the window, fits best (a coarse judge,
+    # but in photo space: it only has to land within reach of the gradient).
+    grid = torch.tensor([[dx, dy, math.log(sc), 0.0] for sc in al.scales
+                         for dx, dy in ((0, 0), (-al.shift, 0), (al.shift, 0), (0, -al.shift), (0, al.shift))],
+                        device=backend.device)
+    with torch.no_grad():
+        zs, how = warm_start(backend, torch.cat([facelib.cut(img, _crop_of(t.tolist(), c0, s0), r) for t in grid]))
+        top = loss_of(zs, grid).argsort()[: max(1, s.restarts)]
+    n1 = max(1, round(s.steps * al.search))
+    z, theta, done = refine(zs[top], grid[top], n1, s.seconds * al.search, n1)
+    # Round 2: the frame has moved, so the encoder (which saw the start crop) may read the face
+    # better there: re-encode at the new frame and race that against round 1's latent.
+    with torch.no_grad():
+        z2, _ = warm_start(backend, facelib.cut(img, _crop_of(theta[0].tolist(), c0, s0), r))
+    n2 = s.steps - n1
+    z, theta, more = refine(torch.cat([z, z2]), theta.repeat(2, 1), n2, s.seconds - (time.monotonic() - t0),
+                            round(n2 * s.split))
+    step = done + more
+    with torch.no_grad():
+        th = theta[0].tolist()
+        recon = backend.synthesize(z)
+        drawn = _warp(recon, theta, xs, ys, c0, s0)
+    out = _crop_of(th, c0, s0)
+    w = (weight > 0.5).float()
+    psnr, ssim = quality(drawn, target, w)
+    return out, Inversion(z, recon, psnr, ssim, time.monotonic() - t0, step, how,
+                          extra={"frame": th})
+
+
+def _crop_of(theta: list[float], c0: tuple[float, float], s0: float):  # type: ignore[no-untyped-def]
+    from tools.gan.face import Crop
+
+    size = s0 * math.exp(theta[2])
+    cx, cy = c0[0] + s0 * theta[0], c0[1] + s0 * theta[1]
+    return Crop(cx - size / 2, cy - size / 2, size, math.degrees(theta[3]))
