@@ -58,7 +58,12 @@ enhance            "restore this photo", "make it better": what the measurements
                    mean_L = L*(Y(m) * 2**stops) +- 3; rms_contrast < 0.14 (gentle
                    more_contrast) and dull colour (mean_saturation < 0.12) when no
                    levels are set; > 3 % clipped highlights (recover);
-                   noise_sigma > 0.02: denoise (degree 1)
+                   noise_sigma > 0.02: denoise (degree 1), else blockiness > 1.4: deblock;
+                   blur_sigma > 1.05: deblur
+deblur             (measurement only) blur_sigma <= 0.8 + 0.6 (m - 0.8): one unsharp mask
+                   solved from the measured blur, last, weaker with noise (agent/offline.py)
+deblock            (measurement only) blockiness <= 1 + 0.9 (m - 1), weight 0.5: one
+                   edge-preserving smoothing pass, first
 set_levels         (measurement only) p01_L <= 8 when over 15; p99_L >= 80 when under
                    80: the black and white points of a veiled photo, which the planner
                    sets in one levels call
@@ -67,7 +72,8 @@ set_levels         (measurement only) p01_L <= 8 when over 15; p99_L >= 80 when 
 Numbers in ``_restore`` come from clean photos: the clean skimage colour photos
 (astronaut, coffee, chelsea, rocket) have p01_L 0-13, p99_L 72-95, mean_L 26-50,
 and read a light's cast under 3 except chelsea (6.8); benchmarks/restore_diag.py shows, per restore
-case, where the dB go.
+case, where the dB go. Blur and blocking: 16 clean skimage photos at 128 px read blur_sigma
+0.44-0.91 and blockiness 0.96-1.35 (the motion-blurred clock reads 1.31 and is sharpened).
 """
 
 from __future__ import annotations
@@ -107,6 +113,8 @@ METRICS: dict[str, tuple[float, float, str]] = {
     "dynamic_range": (1.0, 0.0, "dynamic range (stops)"),
     "illuminant_a": (5.0, 0.0, "the light's cast a*"),
     "illuminant_b": (5.0, 0.0, "the light's cast b*"),
+    "blur_sigma": (0.1, 0.0, "blur (px)"),
+    "blockiness": (0.5, 0.0, "JPEG blockiness"),
     "ssim_ref": (0.05, 0.0, "SSIM to the reference"),
     "delta_e_ref": (3.0, 0.0, "mean deltaE to the reference"),
 }
@@ -130,6 +138,11 @@ EXPOSE_MIN = 1 / 3  # stops: smaller exposure changes (under a camera's smallest
 LIGHT_OK = 1.5  # the light's cast, a*/b*, left after a correction
 LIGHT_MIN = 3.0  # the light's cast, a* or b*, from which a blind goal corrects it ...
 LIGHT_SHARE = 0.5  # ... by this share of it: about half the casts read at 3+ on restore cases were real
+BLUR_MIN = 1.05  # blur_sigma (px) from which a blind goal sharpens: clean photos read 0.44-0.91 ...
+BLUR_CLEAN = 0.8  # ... the bundled ones ~0.8: the blur beyond this is the photo's own defect
+BLUR_KEEP = 0.6  # share of the excess blur the target leaves (one deconvolving sharpen removes ~70%)
+BLOCK_MIN = 1.4  # blockiness from which a blind goal deblocks: clean photos read at most 1.35
+NOISE_MIN = 0.02  # noise_sigma from which a blind goal denoises
 
 
 def _fmt(x: float) -> str:
@@ -324,6 +337,14 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
                 out.append(_t(f"illuminant_{axis}", keep - LIGHT_OK, keep + LIGHT_OK, "neutralize_cast",
                               label=f"{LIGHT_SHARE:.0%} of {_fmt(v)} removed"))
         return out
+    if n == "deblur":
+        m = s.blur_sigma
+        return [_t("blur_sigma", None, BLUR_CLEAN + BLUR_KEEP * (m - BLUR_CLEAN), n,
+                   label=f"{1 - BLUR_KEEP:.0%} of the blur over {_fmt(BLUR_CLEAN)} px removed")]
+    if n == "deblock":
+        m = s.blockiness
+        # A guard's weight: one smoothing pass lowers it a little, a later sharpen raises it a little.
+        return [_t("blockiness", None, 1 + 0.9 * (m - 1), n, 0.5, label=f"down from {_fmt(m)}")]
     if n == "set_levels":
         out = [_t("p01_L", None, BLACK_AIM, n, label=f"down from {_fmt(s.p01_L)}")]
         if s.p99_L < WHITE_AIM:
@@ -522,8 +543,12 @@ def _restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
     checks = [("more_contrast", s.rms_contrast < 0.14 and not veiled),
               ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3 and not veiled)]
     found += [make(k, **gentle) for k, bad in checks if bad]
-    if s.noise_sigma > 0.02:
+    if s.noise_sigma > NOISE_MIN:
         found.append(make("denoise"))
+    elif getattr(s, "blockiness", 1.0) > BLOCK_MIN:  # a denoise smooths blocks too
+        found.append(make("deblock"))
+    if getattr(s, "blur_sigma", 0.0) > BLUR_MIN:
+        found.append(make("deblur"))
     return found
 
 

@@ -32,7 +32,8 @@ def main(argv: list[str]) -> None:
         print(f"{case.id} {case.source} {ops}")
         print(f"  input/clean: p01 {s_in.p01_L:.0f}/{s_ref.p01_L:.0f} p99 {s_in.p99_L:.0f}/{s_ref.p99_L:.0f} "
               f"L* {s_in.mean_L:.0f}/{s_ref.mean_L:.0f} light ({s_in.illuminant_a:+.1f},{s_in.illuminant_b:+.1f})/"
-              f"({s_ref.illuminant_a:+.1f},{s_ref.illuminant_b:+.1f}) noise {s_in.noise_sigma:.3f}/{s_ref.noise_sigma:.3f}")
+              f"({s_ref.illuminant_a:+.1f},{s_ref.illuminant_b:+.1f}) noise {s_in.noise_sigma:.3f}/{s_ref.noise_sigma:.3f} "
+              f"blur {s_in.blur_sigma:.2f}/{s_ref.blur_sigma:.2f} blocks {s_in.blockiness:.2f}/{s_ref.blockiness:.2f}")
         if "-v" in argv:
             for t in parse_goal(case.goal, s_in).targets:
                 print(f"  target {t.label}")

@@ -103,3 +103,59 @@ def test_restore_end_to_end_undoes_haze_and_a_warm_light():
     after = measure(res.image)
     assert abs(after.illuminant_b) < abs(measure(bad).illuminant_b)
     assert torch.equal(bad, haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9))  # the input is untouched
+
+
+# --- blur and JPEG (Stats.blur_sigma, Stats.blockiness) -------------------------------------
+
+
+def test_a_sharp_unblocked_photo_is_not_sharpened_or_deblocked():
+    goal = restore(blur_sigma=0.8, blockiness=1.1)
+    assert not kinds(goal) & {"deblur", "deblock"}
+
+
+def test_a_blurred_photo_gets_a_blur_target_a_blocky_one_a_deblock():
+    goal = restore(blur_sigma=1.5, blockiness=1.8)
+    assert {"deblur", "deblock"} <= kinds(goal)
+    t = target(goal, "blur_sigma")
+    assert goals.BLUR_CLEAN < t.high < 1.5
+    assert target(goal, "blockiness").high < 1.8
+
+
+def test_noise_is_denoised_instead_of_deblocked():
+    assert "deblock" not in kinds(restore(noise_sigma=0.04, blockiness=1.8))
+
+
+def _deblur_call(noise: float, intents: list[str] = (), history=()) -> dict | None:
+    ts = [TargetState(label="blur", metric="blur_sigma", op="<=", high=1.1, value=1.45)]
+    ps = PlanState(instruction="restore", intents=[{"name": "deblur"}] + [{"name": n} for n in intents],
+                   targets=ts, stats={"blur_sigma": 1.45, "noise_sigma": noise}, history=list(history))
+    props = {"amount": {"type": "number", "minimum": 0, "maximum": 5},
+             "radius": {"type": "number", "minimum": 0.3, "maximum": 10},
+             "threshold": {"type": "number", "minimum": 0, "maximum": 0.25}}
+    calls = decide(ps, {"sharpen": BoundTool("sharpen", props)}).calls
+    return calls[0].args if calls else None
+
+
+def test_deblur_sharpens_once_less_with_noise_and_not_at_all_when_noisy():
+    sharp = _deblur_call(0.001)
+    assert sharp["amount"] > 4 and sharp["radius"] == pytest.approx(0.6 * (1.45**2 - 0.8**2) ** 0.5, abs=0.01)
+    assert _deblur_call(0.008)["amount"] < sharp["amount"]
+    assert _deblur_call(0.008, ["denoise"])["amount"] <= 3
+    assert _deblur_call(0.02) is None  # noise would be sharpened more than the detail
+    from agent.protocol import Attempt
+
+    done = Attempt(tool="sharpen", params=sharp, kept=True, reason="kept", before={}, after={})
+    assert _deblur_call(0.001, history=[done]) is None  # once only
+
+
+def test_restore_end_to_end_sharpens_a_blurred_photo():
+    from agent.api import edit
+    from evals.degrade import blur
+    from evals.metrics import psnr
+
+    clean = sample("astronaut", (96, 96))
+    bad = blur(clean, 1.0)
+    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96)
+    assert "deblur" in kinds(res.goal)
+    assert psnr(res.image, clean) > psnr(bad, clean) + 2
+    assert res.score.structure >= 0.7
