@@ -37,6 +37,7 @@ def run_batch(
     from rich.table import Table
 
     from agent.api import edit
+    from agent.planners import check_specs
     from tools.io import ImageLoadError, atomic_write_bytes
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
@@ -47,6 +48,7 @@ def run_batch(
     files = sorted(p for p in in_dir.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {in_dir}")
+    check_specs(model, options.get("critic"), options.get("base_url"))  # a bad one fails once, here
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(path: Path) -> dict[str, Any]:

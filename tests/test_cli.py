@@ -115,6 +115,21 @@ def test_batch_finishes_the_rest_and_reports_a_corrupt_and_a_huge_file(tmp_path:
     assert {p.name: p.read_bytes() for p in src.iterdir()} == snapshot, "originals untouched"
 
 
+def test_batch_reports_a_bad_model_once_before_any_photo(tmp_path: Path, capsys, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        save_image(sample("coffee", (48, 32)), src / f"p{i}.png")
+    for flag, spec, says in (("--model", "openai:gpt-4o-mini", "OPENAI_API_KEY"), ("--critic", "nosuch", "critic")):
+        code, out, err = run_cli(["batch", str(src), "-g", "brighten", "-o", str(tmp_path / "out"), flag, spec], capsys)
+        assert code != 0 and says in err and err.count("error") == 1, err
+        assert not (tmp_path / "out").exists(), "nothing is written for a batch that cannot run"
+    code, _, err = run_cli(["eval", "restore", "--model", "openai:gpt-4o-mini", "--limit", "1", "-o",
+                            str(tmp_path / "ev")], capsys)
+    assert code != 0 and "OPENAI_API_KEY" in err and not (tmp_path / "ev").exists()
+
+
 def test_batch_refuses_to_write_into_the_input_folder(tmp_path: Path, capsys) -> None:
     save_image(sample(), tmp_path / "a.png")
     code, _, err = run_cli(["batch", str(tmp_path), "-g", "brighten", "-o", str(tmp_path)], capsys)

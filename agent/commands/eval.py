@@ -57,6 +57,10 @@ def eval_cmd(
     if unknown:
         raise UserError(f"unknown system(s) {', '.join(unknown)}: use {', '.join(BASELINES)}, offline, "
                         "or a planner as provider:model / hf:/path")
+    from agent.planners import check_specs
+
+    for spec in [x for x in chosen if ":" in x] + [None]:  # a bad planner or critic fails once, here
+        check_specs(spec, critic if spec is None else None, base_url)
     out_dir = out or Path("out/eval") / Path(suite).stem
     options = {"critic": critic, "base_url": base_url}
     console.print(f"suite {s.name}: {len(s.cases)} case(s), systems {', '.join(chosen)}, engine {engine} -> {out_dir}")
