@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from pydantic import Field, model_validator
 
+from tools import colorspace as cs
 from tools.colorspace import LUMA, linear_to_srgb, luminance, srgb_to_linear, use_cv
 from tools.registry import Params, register
 
@@ -263,30 +264,15 @@ def _apply_gains(image: Tensor, gains: Tensor) -> Tensor:
     """Multiply linear light by per-image, per-channel gains (B,3).
 
     torch path: linear_to_srgb(g * srgb_to_linear(x)). CPU path: the same curve, made
-    exactly per channel on a 16-bit grid and looked up (within 1e-4 of the closed form;
-    no powers per pixel, which is what makes the closed form slow at 12 MP).
+    exactly per channel on the 16-bit grid every per-channel op shares and looked up with
+    `colorspace.apply_lut` (within 1e-4 of the closed form; no powers per pixel).
     """
     g = gains.view(-1, 3, 1, 1)
     if not use_cv(image):
         return linear_to_srgb(srgb_to_linear(image) * g).clamp(0, 1)
-    ramp = torch.linspace(0, 1, _LUT_SIZE, dtype=torch.float64)
+    ramp = torch.linspace(0, 1, cs.LUT_SIZE, dtype=torch.float64)
     tables = linear_to_srgb(srgb_to_linear(ramp) * g.detach().cpu().double().view(-1, 3, 1))
-    return _in_bands(_lookup, image, tables.to(image.dtype).flatten(1))
-
-
-_LUT_SIZE = 65536  # the recipe's fused LUT uses the same 16-bit grid
-
-
-def _lookup(x: Tensor, tables: Tensor) -> Tensor:
-    """Per-channel table lookup; `tables` (B, 3*_LUT_SIZE) holds each image's 3 curves end to end."""
-    n = _LUT_SIZE
-    # Channel offset and rounding folded into one float add: exact below 2^24, i.e. per image.
-    shift = torch.arange(3, dtype=torch.float32).view(1, 3, 1, 1).mul_(n).add_(0.5)
-    out = torch.empty_like(x)
-    for i in range(x.shape[0]):
-        idx = x[i : i + 1].float().mul(n - 1).clamp_(0, n - 1).add_(shift).to(torch.int32)
-        out[i] = tables[i].index_select(0, idx.view(-1)).view_as(out[i])
-    return out
+    return cs.apply_lut(image, tables.clamp(0, 1))  # the table is the output: clamping it clamps the image
 
 
 class AutoWhiteBalance(Params):
