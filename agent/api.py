@@ -57,6 +57,21 @@ class EditResult:
         return atomic_write_bytes(path, rec.to_json().encode("utf-8"))
 
     @property
+    def outcome(self) -> str:
+        """"met" | "not_met" | "nothing" (nothing understood or nothing done): the exit status's source."""
+        if not self.goal.intents:
+            return "nothing"
+        if self.score.targets_total:
+            return "met" if self.score.targets_met == self.score.targets_total else "not_met"
+        return "met" if self.recipe.steps else "nothing"
+
+    @property
+    def exit_code(self) -> int:
+        from agent.errors import ExitCode
+
+        return {"met": ExitCode.MET, "not_met": ExitCode.NOT_MET, "nothing": ExitCode.NOTHING}[self.outcome]
+
+    @property
     def trace(self) -> list[TraceEntry]:
         return self.loop.trace
 
