@@ -16,11 +16,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.errors import UserError
+from agent.errors import ExitCode, UserError
 
 app = typer.Typer(
     name="imagent",
-    help="An agent that edits photos with typed, measurable tools.",
+    help="An agent that edits photos with typed, measurable tools.\n\n"
+    "Exit statuses: 0 goal met; 1 other error; 2 usage error or bad input; 3 written but the goal "
+    "not met; 4 nothing understood / nothing to do (batch: the worst photo's status).",
+    rich_markup_mode=None,  # help text is plain: "pip install 'imagent[ray]'" keeps its brackets
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -28,12 +31,12 @@ app = typer.Typer(
 # Piped output (CI logs, `make demo | tee`) gets a readable width instead of 80 columns.
 console = Console() if sys.stdout.isatty() else Console(width=150)
 err_console = Console(stderr=True, soft_wrap=True)  # one line, however long
-_STATE = {"debug": False}
 
 
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
-    _STATE["debug"] = debug
+    """Exit statuses: 0 goal met; 1 other error; 2 usage error or bad input; 3 written but the goal
+    not met; 4 nothing understood / nothing to do (batch: the worst photo's status)."""
 
 
 @app.command("tools")
@@ -112,6 +115,7 @@ def apply_cmd(
     from tools.io import load_image, save_image
     from tools.recipe import Recipe, apply_recipe
 
+    check_outputs({"-o": output}, {"photo": image, "recipe": recipe}, overwrite=overwrite)
     rec = Recipe.load(recipe)
     masks = load_recipe_masks(rec, recipe.parent, max_pixels)
     src = load_image(image, max_pixels=max_pixels)
@@ -144,35 +148,87 @@ def edit_cmd(
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
 ) -> None:
-    """Edit one photo toward a goal: plan, apply, score, iterate; write the best version."""
+    """Edit one photo toward a goal: plan, apply, score, iterate; write the best version.
+
+    Exit status: 0 goal met, 3 written but not met, 4 nothing understood (nothing written).
+    """
     from rich.live import Live
 
     from agent.api import edit
-    from tools.io import check_output_path
+    from tools.io import check_output_path, load_image
 
+    check_outputs({"-o": output, "--recipe": recipe, "--trace": trace},
+                  {"photo": image, "--reference": reference, "--mask": mask}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
+    source = load_image(image, max_pixels=max_pixels)  # a bad input fails before any table is drawn
     region = None
     if mask is not None:
-        from tools.io import load_image
         from tools.masks import mask_from_image
 
         region = mask_from_image(load_image(mask, max_pixels=max_pixels).image)
     table = _steps_table()
-    with Live(table, console=console, refresh_per_second=8, transient=False):
-        result = edit(image, goal, model=model, reference=reference, lock=lock, max_steps=max_steps,
+    with Live(table, console=console, refresh_per_second=8, transient=True) as live:
+        def on_event(e: Any) -> None:
+            _add_step_row(table, e)
+            live.update(table)
+
+        result = edit(source, goal, model=model, reference=reference, lock=lock, max_steps=max_steps,
                       max_seconds=max_seconds, preview=preview, base_url=base_url, max_pixels=max_pixels,
-                      on_event=lambda e: _add_step_row(table, e), critic=critic, max_model_calls=max_calls,
+                      on_event=on_event, critic=critic, max_model_calls=max_calls,
                       max_cost_usd=max_cost, timeout=timeout, region=region)
-    console.print()  # the live table's last line ends without a newline
+    if table.row_count:
+        console.print(table)
+    if result.outcome == "nothing" and not result.goal.intents:
+        raise typer.Exit(_nothing_understood(result.goal))
     path = result.save(output, quality=quality, overwrite=overwrite)
-    if mask is not None:  # `apply` reads the user's own mask file
-        result.recipe = result.recipe.model_copy(
-            update={"masks": {**result.recipe.masks, "region": {"path": str(mask.resolve())}}})
     if recipe is not None:
         result.save_recipe(recipe)  # masks the agent made are written beside it
     if trace is not None:
         _write_text(trace, json.dumps(result.trace_dict(), indent=2, default=str))
     _print_result(result, path)
+    raise typer.Exit(result.exit_code)
+
+
+def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None], *,
+                  overwrite: bool = False) -> None:
+    """Refuse, before any work, an output that is one of the inputs or another output.
+
+    Only the image output may replace the photo it was made from, and only with --overwrite;
+    a recipe, a trace or an export never replaces an input (a typo must not cost a photo).
+    """
+    import os
+
+    def same(a: Path, b: Path) -> bool:
+        try:
+            return a.exists() and b.exists() and os.path.samefile(a, b) or a.resolve() == b.resolve()
+        except OSError:
+            return a.resolve() == b.resolve()
+
+    seen: dict[str, Path] = {}
+    for flag, out in outputs.items():
+        if out is None:
+            continue
+        for name, src in inputs.items():
+            if src is None or not same(out, src):
+                continue
+            if flag == "-o" and name == "photo" and overwrite:
+                continue
+            fix = "choose another path or pass --overwrite" if flag == "-o" and name == "photo" \
+                else "choose another path"
+            raise UserError(f"refusing to overwrite the original: {flag} {out} is the {name} you gave "
+                            f"as input; {fix}")
+        for other, p in seen.items():
+            if same(out, p):
+                raise UserError(f"{flag} {out} is the same file as {other}; give each output its own path")
+        seen[flag] = out
+
+
+def _nothing_understood(goal: Any) -> int:
+    words = "; ".join(goal.unmapped) or goal.instruction
+    err_console.print(f"[bold red]nothing understood:[/] {words!r} maps to no edit; nothing was written. "
+                      "Try words like \"brighter\", \"warmer\", \"more contrast\", \"remove the noise\".",
+                      highlight=False)
+    return ExitCode.NOTHING
 
 
 def _steps_table() -> Table:
@@ -221,6 +277,13 @@ def _print_result(result: Any, path: Path) -> None:
     if result.goal.unmapped:
         console.print(f"[yellow]not understood:[/] {'; '.join(result.goal.unmapped)}")
     console.print(f"wrote {path}")
+    if result.outcome == "not_met":
+        unmet = [t.label for t in s.targets if not t.met]
+        err_console.print(f"[yellow]goal not met:[/] {', '.join(unmet)} (best version written; exit 3)",
+                          highlight=False)
+    elif result.outcome == "nothing":
+        err_console.print("nothing to do: the photo already meets the goal; an unchanged copy was "
+                          "written (exit 4)", highlight=False)
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -230,15 +293,27 @@ def _write_text(path: Path, text: str) -> None:
 
 
 def load_recipe_masks(rec: Any, base: Path, max_pixels: int) -> dict[str, Any]:
-    """Read the PNG masks a recipe names (paths relative to the recipe file)."""
+    """Read the PNG masks a recipe names: relative paths that stay inside the recipe's folder.
+
+    A recipe is data people share: an absolute path, `..` or a symlink out of the folder is
+    refused before anything is read, so a recipe cannot make imagent open other files.
+    """
+    import os
+
     from tools.io import load_image
 
+    folder = Path(os.path.realpath(base))
     masks = {}
     for name, spec in rec.masks.items():
-        if "path" not in spec:
-            raise UserError(f"recipe mask {name!r} has no \"path\"; give a grayscale PNG (white = edit)")
-        p = Path(spec["path"])
-        m = load_image(p if p.is_absolute() else base / p, max_pixels=max_pixels)
+        raw = spec.get("path") if isinstance(spec, dict) else None
+        if not isinstance(raw, str) or not raw:
+            raise UserError(f"recipe mask {name!r} has no \"path\"; give a grayscale PNG (white = edit) "
+                            "beside the recipe")
+        real = Path(os.path.realpath(folder / raw))
+        if Path(raw).is_absolute() or not real.is_relative_to(folder):
+            raise UserError(f"recipe mask {name!r}: {raw!r} is outside the recipe's folder; "
+                            "masks must sit beside the recipe (copy the PNG there and name it relatively)")
+        m = load_image(real, max_pixels=max_pixels)
         masks[name] = m.image.mean(1, keepdim=True)
     return masks
 
@@ -253,37 +328,88 @@ def _load_command_groups() -> None:
         importlib.import_module(f"agent.commands.{mod}")
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    """Errors a user can fix, from the modules already imported (importing torch for this
+    would cost `imagent --help` a second)."""
+    known: list[type[BaseException]] = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
+    for module, names in (("tools.registry", ("ToolError",)), ("tools.io", ("ImageLoadError", "ImageSaveError"))):
+        mod = sys.modules.get(module)
+        known += [getattr(mod, n) for n in names if mod is not None and hasattr(mod, n)]
+    return tuple(known)
+
+
+# typer >= 0.22 bundles its own copy of click: its exceptions are not `click`'s, so they are
+# found through a public typer name (pinned range in pyproject.toml).
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _command() -> Any:
+    """The click command tree, with flags shown bare (typer 0.29 labels them `<bool>`)."""
+    cmd = typer.main.get_command(app)
+    todo = [cmd]
+    while todo:
+        c = todo.pop()
+        todo += list(getattr(c, "commands", {}).values())
+        for p in c.params:
+            if getattr(p, "is_flag", False) and p.metavar is None:
+                p.metavar = ""
+    return cmd
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def _show_warning(message: Any, category: type[Warning], *_: Any, **__: Any) -> None:
+    err_console.print(f"[yellow]warning:[/] {_one_line(message)}", highlight=False, markup=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console-script entry: run the app, turning known errors into one line."""
+    """Console-script entry: run the app; every error is one line on stderr (`--debug`: traceback).
+
+    Exit statuses (agent.errors.ExitCode): 0 goal met, 1 other error, 2 usage error or bad
+    input, 3 written but goal not met, 4 nothing understood / nothing to do.
+    """
+    import warnings
+
+    warnings.showwarning = _show_warning
     _load_command_groups()
-    from tools.registry import ToolError
-
-    known: tuple[type[BaseException], ...] = (UserError, ToolError, FileNotFoundError)
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
     try:
-        from tools.io import ImageLoadError, ImageSaveError
-
-        known += (ImageLoadError, ImageSaveError)
-    except ImportError:
-        pass
-    try:
-        app(args=argv, standalone_mode=False)
+        code = _command()(args=args, standalone_mode=False, prog_name="imagent")
+        sys.exit(code if isinstance(code, int) else 0)  # click returns an Exit's code
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)
-    except known as exc:
-        if _STATE["debug"]:
+    except _CLICK_ERROR as exc:  # usage: unknown command or option, missing or bad value
+        if debug:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        sys.exit(2)
-    except Exception as exc:  # click usage errors, aborts
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
+        if type(exc).__name__ == "NoArgsIsHelpError":  # bare `imagent` / group: help was wanted
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                print(ctx.get_help())
+            sys.exit(ExitCode.USAGE)
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "imagent"
+        err_console.print(f"[bold red]error:[/] {_one_line(exc.format_message())} (see `{where} --help`)",
+                          highlight=False)
+        sys.exit(ExitCode.USAGE)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; nothing half-written was left behind", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        if type(exc).__name__ == "Abort":
             sys.exit(130)
-        raise
+        if isinstance(exc, _user_errors()):
+            err_console.print(f"[bold red]error:[/] {_one_line(exc)}", highlight=False)
+            sys.exit(ExitCode.USAGE)
+        err_console.print(f"[bold red]error:[/] {type(exc).__name__}: {_one_line(exc)} "
+                          "(a bug or an environment problem; rerun with --debug for the traceback)",
+                          highlight=False)
+        sys.exit(ExitCode.ERROR)
 
 
 if __name__ == "__main__":

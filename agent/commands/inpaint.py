@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.cli import app, console
-from agent.errors import UserError
+from agent.cli import app, check_outputs, console, err_console
+from agent.errors import ExitCode, UserError
 
 METHODS = ("auto", "telea", "ns", "exemplar")
 KINDS = ("rect", "ellipse", "brush", "luminance", "color", "faces", "subject", "sky", "defects")
@@ -64,7 +64,10 @@ def inpaint_cmd(
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
     max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
 ) -> None:
-    """Fill a region from its surroundings: a mask you painted, found dust and scratches, or an object in a box."""
+    """Fill a region from its surroundings: a mask you painted, found dust and scratches, or an object in a box.
+
+    Exit status: 0 filled; 4 nothing to fill (an empty mask, no defects found): nothing written.
+    """
     import time
 
     from tools.inpaint import find_defects, inpaint, object_mask
@@ -74,6 +77,7 @@ def inpaint_cmd(
         raise UserError(f"--method {method!r} is not known; use one of {', '.join(METHODS)}")
     if sum(x is not None and x is not False for x in (mask, remove_object, defects or None)) != 1:
         raise UserError("give exactly one of --mask MASK.png, --defects or --remove-object x,y,w,h")
+    check_outputs({"-o": output, "--save-mask": save_mask}, {"photo": image, "--mask": mask}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
     src = load_image(image, max_pixels=max_pixels)
     img = src.image
@@ -84,9 +88,15 @@ def inpaint_cmd(
     elif defects:
         m = find_defects(img, max_size, sensitivity)
         if float(m.max()) == 0:
-            raise UserError("no dust spots or scratches found; raise --sensitivity or --max-size, or paint a --mask")
+            err_console.print("nothing to fill: no dust spots or scratches found; raise --sensitivity or "
+                              "--max-size, or paint a --mask (nothing written)", highlight=False)
+            raise typer.Exit(ExitCode.NOTHING)
     else:
         m = object_mask(img, *_box_px(remove_object or "", w, h), grow_px=0.006 * max(w, h))
+    if float(m.max()) == 0:
+        err_console.print(f"nothing to fill: the mask {mask} is all black (white = fill); nothing written",
+                          highlight=False)
+        raise typer.Exit(ExitCode.NOTHING)
     out = inpaint(img, m, method)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
     path = save_image(out, output, like=src, quality=quality, overwrite=overwrite, source=image)
@@ -125,6 +135,7 @@ def mask_cmd(
 
     if kind not in KINDS:
         raise UserError(f"mask kind {kind!r} is not known; use one of {', '.join(KINDS)}")
+    check_outputs({"-o": output}, {"photo": image, "--base": base})
     check_output_path(output, source=image)
     src = load_image(image, max_pixels=max_pixels)
     img = src.image

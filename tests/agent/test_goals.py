@@ -252,7 +252,7 @@ def test_enhance_finds_the_problems_by_measurement(model):
 
 
 def test_keyword_fallback_without_the_model(monkeypatch):
-    monkeypatch.setattr(intents, "embedder", lambda: None)
+    monkeypatch.setenv("IMAGENT_NO_EMBEDDINGS", "1")
     cases = {"the photo is soft": {"sharpen"}, "too gloomy": {"brighten"},
              "make it pop": {"more_contrast", "more_saturation"}, "get rid of the grain": {"denoise"},
              "the sky is blown out": {"recover_highlights"}, "enhance it": {"enhance"}}
@@ -311,3 +311,23 @@ def test_importing_goals_loads_no_torch():
             "assert 'torch' not in sys.modules and 'transformers' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(goals.__file__).rsplit(
         "/agent/", 1)[0])
+
+
+def test_shipped_phrase_vectors_match_the_phrase_table_and_the_model(model):
+    """The shipped example vectors are current (else: python -m agent.intents --rebuild) and equal
+    to a fresh embedding of the phrases within float16 rounding."""
+    import numpy as np
+
+    with np.load(intents.SHIPPED_EMBEDDINGS) as z:
+        assert str(z["key"]) == intents.phrase_key(), "run: python -m agent.intents --rebuild"
+        shipped = z["matrix"].astype(np.float32)
+    some = list(range(0, len(model.examples), 37))
+    fresh = model.embed([model._inputs()[i] for i in some]).numpy()
+    assert np.abs(shipped[some] - fresh).max() < 2e-3
+
+
+def test_a_goal_the_rules_read_never_loads_the_embedding_model(monkeypatch):
+    calls = []
+    monkeypatch.setattr(intents, "embedder", lambda: calls.append(1))
+    goal = parse_goal("brighten a bit and warmer", stats())
+    assert names(goal) == {"brighten", "warmer"} and calls == []
