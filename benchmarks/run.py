@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 import tools  # noqa: F401  (malloc tuning applies to both sides of the comparison)
+from tools.recipe import Recipe, apply_recipe
 from tools.registry import get
 
 SIZES = {1: (1155, 866), 12: (4000, 3000)}
@@ -156,6 +157,30 @@ CASES: dict[str, tuple[dict[str, Any], str, Callable[[np.ndarray], Any], str]] =
     "dehaze": ({"amount": 0.8}, "dark channel (erode) + box filters + recover", _dehaze, "f32"),
     "vignette": ({"amount": -0.5}, "radial mask + cv2.multiply", _vignette, "f32"),
 }
+
+def _lut8(f: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    return np.clip(f(np.arange(256) / 255) * 255 + 0.5, 0, 255).astype(np.uint8)
+
+
+_BRIGHT, _CONTRAST, _GAMMA = _lut8(lambda x: x * 1.2 / (1 + 0.2 * x)), _lut8(lambda x: (x - 0.5) * 1.25 + 0.5), \
+    _lut8(lambda x: x ** (1 / 1.2))
+_HUE_SAT = np.stack([(np.arange(256) + 8) % 180, _lut8(lambda x: x * 1.3),
+                     np.arange(256)], -1).astype(np.uint8)[:, None]  # per-channel LUT on HSV: H + 16 deg, S x 1.3
+
+
+def _six_ops(u: np.ndarray) -> np.ndarray:
+    """The 6-op recipe as an OpenCV user writes it on uint8: a LUT per curve, one HSV round trip."""
+    x = cv2.LUT(cv2.LUT(u, _BRIGHT), _CONTRAST)
+    x = cv2.cvtColor(cv2.LUT(cv2.cvtColor(x, cv2.COLOR_RGB2HSV), _HUE_SAT), cv2.COLOR_HSV2RGB)
+    return cv2.multiply(cv2.LUT(x, _GAMMA), (1.1, 1.0, 0.9, 0))
+
+
+# recipe -> (steps, peer description, peer fn, peer input): timed through tools.recipe.apply_recipe
+RECIPES: dict[str, tuple[list[tuple[str, dict[str, Any]]], str, Callable[[np.ndarray], Any], str]] = {
+    "recipe_6op": ([("brightness", {"amount": 0.2}), ("contrast", {"amount": 25}), ("saturation", {"amount": 30}),
+                    ("hue", {"degrees": 16}), ("gamma", {"gamma": 1.2}), ("white_balance", {"temperature": 30})],
+                   "uint8: cv2.LUT x3, HSV round trip with a per-channel LUT, cv2.multiply", _six_ops, "u8"),
+}
 ONLY_SMALL = {"denoise_nlm"}  # NL-means at 12 MP takes minutes on 2 cores on both sides
 
 
@@ -198,6 +223,19 @@ def run(sizes: list[int], only: set[str] | None) -> list[dict[str, Any]]:
             p = tool.validate(params)
             src = u if kind == "u8" else a
             ours, theirs = _median_ms((lambda tool=tool, p=p, t=t: tool(t, p), lambda peer=peer, src=src: peer(src)),
+                                      runs)
+            rows.append({"op": name, "megapixels": mp, "imagent_ms": round(ours, 1), "opencv_ms": round(theirs, 1),
+                         "ratio": round(ours / theirs, 2), "peer": peer_desc})
+            print(f"{mp:>3} MP  {name:<20} imagent {ours:9.1f} ms   opencv {theirs:9.1f} ms   "
+                  f"ratio {ours / theirs:6.2f}   ({peer_desc})", flush=True)
+        for name, (steps, peer_desc, peer, kind) in RECIPES.items():
+            if only and name not in only:
+                continue
+            recipe = Recipe()
+            for tool_name, params in steps:
+                recipe = recipe.then(tool_name, params)
+            src = u if kind == "u8" else a
+            ours, theirs = _median_ms((lambda r=recipe, t=t: apply_recipe(t, r), lambda peer=peer, src=src: peer(src)),
                                       runs)
             rows.append({"op": name, "megapixels": mp, "imagent_ms": round(ours, 1), "opencv_ms": round(theirs, 1),
                          "ratio": round(ours / theirs, 2), "peer": peer_desc})

@@ -4,8 +4,10 @@ A recipe is JSON (darktable's history stack, in spirit): each step names a tool,
 the params model VERSION it was written with, the params and an optional mask
 name. Replaying the same recipe on the same image gives identical pixels; the
 agent iterates on a preview and replays the recipe once on the full-resolution
-original. Runs of `per_channel` steps (1-D curves per channel) are fused into
-one lookup table, so a long tone chain costs one pass at 12 MP.
+original. A run of pointwise steps without masks renders in one pass at 12 MP: per-channel
+curves only, through one exact 16-bit table per channel; with colour steps among them
+(saturation, hue, HSL, ...), through one baked 3-D LUT (`tools.lut3d`, trilinear, 33^3).
+`fuse=False` replays op by op, exactly.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from tools import lut3d
 from tools.colorspace import LUT_SIZE, apply_lut
 from tools.registry import Params, Tool, ToolError, check_mask, get
 
@@ -108,11 +111,14 @@ def apply_recipe(
     masks: dict[str, torch.Tensor] | None = None,
     *,
     fuse: bool = True,
+    lut_size: int = lut3d.DEFAULT_SIZE,
 ) -> torch.Tensor:
     """Replay every step on `image` (B,3,H,W in [0,1]); masks are looked up by name.
 
     Masks are resampled to the image's size, so a recipe made on a preview replays
-    on the full-resolution original.
+    on the full-resolution original. With `fuse`, each run of two or more unmasked
+    pointwise steps renders in one pass (`fused_lut` or a `lut_size`^3 3-D LUT, see
+    `tools.lut3d` for its measured error); a masked step or a spatial one ends the run.
     """
     masks = masks or {}
     out = image
@@ -126,8 +132,10 @@ def apply_recipe(
         if len(pending) == 1 or (pending and not fuse):
             for t, p in pending:
                 out = t(out, p)
+        elif all(t.per_channel for t, _ in pending):
+            out = fused_lut(pending, out)  # exact on the 16-bit grid, and faster than the 3-D LUT
         elif pending:
-            out = fused_lut(pending, out)
+            out = lut3d.apply(out, lut3d.bake(pending, lut_size))
         pending.clear()
 
     for i, step in enumerate(recipe.steps, 1):
@@ -138,7 +146,7 @@ def apply_recipe(
         params = params.scaled(factor)
         if tool.read_only:
             continue
-        if tool.per_channel and step.mask is None:
+        if step.mask is None and lut3d.fusable(tool):
             pending.append((tool, params))
             continue
         flush()
