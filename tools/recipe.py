@@ -49,8 +49,18 @@ class Step(BaseModel):
     def resolve(self) -> tuple[Tool, Params]:
         """The registered tool and validated (migrated if old) params for this step."""
         t = get(self.tool)
-        data = t.params.migrate(dict(self.params), self.version)
+        try:
+            data = t.params.migrate(dict(self.params), self.version)
+        except ToolError as exc:
+            raise ToolError(f"{self.tool}: {exc}") from None
         return t, t.validate(data)
+
+    def upgraded(self) -> Step:
+        """This step at its tool's current VERSION (params migrated and validated)."""
+        t, p = self.resolve()
+        if self.version == t.params.VERSION:
+            return self
+        return self.model_copy(update={"version": t.params.VERSION, "params": p.model_dump(mode="json")})
 
 
 class Recipe(BaseModel):
@@ -88,12 +98,13 @@ class Recipe(BaseModel):
             recipe = cls.model_validate(data)
         except ValidationError as exc:
             raise RecipeError(f"{where} is malformed: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from None
+        steps = []
         for i, step in enumerate(recipe.steps, 1):
             try:
-                step.resolve()
+                steps.append(step.upgraded())  # old versions migrate on load: the recipe is current from here
             except ToolError as exc:
                 raise RecipeError(f"{where}, step {i}: {exc}") from None
-        return recipe
+        return recipe.model_copy(update={"steps": steps})
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:

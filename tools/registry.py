@@ -23,6 +23,8 @@ class Params(BaseModel):
     VERSION: ClassVar[int] = 1
     # Fields measured in pixels: scaled when a recipe made on a preview is replayed larger.
     PIXEL_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # version v -> upgrade of a params dict stored at v to v + 1; one entry per VERSION bump
+    MIGRATIONS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
 
     def scaled(self, factor: float) -> Params:
         """These params for an image `factor` times larger (pixel fields scaled, kept in bounds)."""
@@ -43,12 +45,26 @@ class Params(BaseModel):
 
     @classmethod
     def migrate(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
-        """Upgrade params stored by an older VERSION of this tool (override when bumping)."""
+        """Upgrade params stored at `version` to this VERSION, one MIGRATIONS step at a time.
+
+        Bumping a tool's VERSION means adding MIGRATIONS[old] (old params dict -> the next
+        version's); a recipe written before still loads and replays as it looked.
+        """
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise ToolError(
+                f"version {version!r} is invalid: versions start at 1; set the step's \"version\" to the one "
+                f"it was written with (this imagent writes {cls.VERSION})"
+            )
         if version > cls.VERSION:
             raise ToolError(
                 f"recipe step was written by a newer imagent (version {version}, "
                 f"this one knows up to {cls.VERSION}); upgrade imagent"
             )
+        for v in range(version, cls.VERSION):
+            if v not in cls.MIGRATIONS:
+                raise ToolError(f"params of version {v} cannot be upgraded to {v + 1} (no migration); "
+                                "make this step again with the current tool")
+            data = cls.MIGRATIONS[v](dict(data))
         return data
 
 

@@ -59,6 +59,8 @@ def test_defaults_validate_and_flags_are_consistent(name: str) -> None:
     tool = get(name)
     tool.validate({})
     assert tool.params.VERSION >= 1
+    missing = [v for v in range(1, tool.params.VERSION) if v not in tool.params.MIGRATIONS]
+    assert not missing, f"{name}: VERSION {tool.params.VERSION} has no MIGRATIONS for {missing}: old recipes would not load"
     if tool.per_channel:
         assert tool.pointwise, "a per-channel curve is a pointwise map"
     if tool.read_only:
