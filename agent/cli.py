@@ -208,6 +208,8 @@ def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None
     for flag, out in outputs.items():
         if out is None:
             continue
+        if not out.parent.is_dir():
+            raise UserError(f"{flag} {out}: the folder {out.parent} does not exist; create it first")
         for name, src in inputs.items():
             if src is None or not same(out, src):
                 continue

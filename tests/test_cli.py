@@ -161,3 +161,72 @@ def test_batch_on_ray_gives_the_same_results_as_local(tmp_path: Path, capsys) ->
     assert out["ray"] == out["local"] and all(s == "ok" for s, _ in out["local"].values())
     for name in ("p0.png", "p1.png"):
         assert torch.equal(load_image(tmp_path / "ray" / name).image, load_image(tmp_path / "local" / name).image)
+
+
+@pytest.mark.parametrize("args", [
+    [], ["foo"], ["edit", "photo.jpg", "-o", "x.png"], ["edit", "p.jpg", "-g", "hi", "-o", "x.png", "--max-steps", "abc"],
+    ["edit", "--keep-metadata"], ["batch"], ["inpaint", "p.jpg"],
+])
+def test_usage_errors_are_one_line_and_exit_2(args: list[str], capsys) -> None:
+    code, out, err = run_cli(args, capsys)
+    assert code == 2 and "Traceback" not in out + err
+    if args:  # a bare `imagent` prints the help instead
+        assert err.strip().startswith("error:") and len(err.strip().splitlines()) == 1 and "--help" in err
+
+
+def test_help_lists_exit_statuses_and_keeps_brackets(capsys) -> None:
+    code, out, _ = run_cli(["--help"], capsys)
+    assert code == 0 and "3 written but the goal" in " ".join(out.split()) and "<bool>" not in out
+    code, out, _ = run_cli(["batch", "--help"], capsys)
+    assert "imagent[ray]" in out and "<bool>" not in out
+
+
+def test_an_unexpected_error_is_one_line_with_the_debug_hint(dark_png: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    import tools.analysis
+
+    monkeypatch.setattr(tools.analysis, "measure", lambda *a, **k: 1 / 0)
+    code, out, err = run_cli(["info", str(dark_png)], capsys)
+    assert code == 1 and "ZeroDivisionError" in err and "--debug" in err and "Traceback" not in err
+    with pytest.raises(ZeroDivisionError):
+        run_cli(["--debug", "info", str(dark_png)], capsys)
+
+
+def test_edit_exit_status_tells_met_not_met_and_nothing_understood(dark_png: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o.png"
+    code, _, _ = run_cli(["edit", str(dark_png), "-g", "brighten a bit", "-o", str(out), "--critic", "none"], capsys)
+    assert code == 0 and out.exists()
+    out.unlink()
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "xyzzy plugh", "-o", str(out)], capsys)
+    assert code == 4 and "nothing understood" in err and "xyzzy plugh" in err and not out.exists()
+    # structure locked at 0.999: the contrast boost asked for cannot be reached
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "much more contrast", "-o", str(out), "--lock", "0.999",
+                            "--critic", "none", "--max-steps", "2"], capsys)
+    assert code == 3 and "goal not met" in err and out.exists()
+
+
+@pytest.mark.parametrize("flag", ["--recipe", "--trace"])
+def test_a_side_output_never_replaces_an_input(flag: str, dark_png: Path, tmp_path: Path, capsys) -> None:
+    before = dark_png.read_bytes()
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "brighter", "-o", str(tmp_path / "o.png"), flag, str(dark_png)], capsys)
+    assert code == 2 and "refusing to overwrite" in err and dark_png.read_bytes() == before
+    assert not (tmp_path / "o.png").exists()
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "brighter", "-o", str(tmp_path / "o.png"),
+                            flag, str(tmp_path / "o.png")], capsys)
+    assert code == 2 and "same file" in err
+
+
+@pytest.mark.parametrize("where", ["../outside.png", "ABS", "link.png"])
+def test_apply_refuses_recipe_masks_outside_the_recipe_folder(where: str, dark_png: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "recipes"
+    folder.mkdir()
+    outside = tmp_path / "outside.png"
+    save_image(torch.ones(1, 3, 72, 96), outside)
+    if where == "ABS":
+        where = str(outside)
+    if where == "link.png":
+        (folder / "link.png").symlink_to(outside)
+    recipe = folder / "r.json"
+    recipe.write_text(json.dumps({"steps": [{"tool": "exposure", "params": {"stops": 1}, "mask": "m"}],
+                                  "masks": {"m": {"path": where}}}))
+    code, _, err = run_cli(["apply", str(recipe), str(dark_png), "-o", str(tmp_path / "o.png")], capsys)
+    assert code == 2 and "outside the recipe's folder" in err and not (tmp_path / "o.png").exists()

@@ -66,13 +66,16 @@ def eval_cmd(
     console.print(f"suite {s.name}: {len(s.cases)} case(s), systems {', '.join(chosen)}, engine {engine} -> {out_dir}")
     rows = run_eval(s, chosen, out_dir, engine=engine, workers=workers, resume=resume, ray_address=ray_address,
                     options=options, console=console)
-    table = Table(title=f"{s.name}: {len(s.cases)} case(s)")
-    table.add_column("system")
-    shown = [(k, h) for k, h, _ in SUMMARY if k not in ("tool_calls", "tokens")]
-    for _, header in shown:
-        table.add_column(header, justify="right")
-    for r in rows:
-        table.add_row(r["system"], *[_cell(r.get(k)) for k, _ in shown])
+    table = Table(title=f"{s.name}: {len(s.cases)} case(s)", padding=(0, 0, 0, 1))
+    shown = [(k, h) for k, h, _ in SUMMARY if k not in ("tool_calls", "tokens")
+             and any(r.get(k) is not None for r in rows)]  # hole metrics only for inpainting suites
+    cells = [[r["system"], *[_cell(r.get(k)) for k, _ in shown]] for r in rows]
+    # values are never cut ("ident…"): each column is as wide as its widest value; headers wrap
+    for i, header in enumerate(["system"] + [h for _, h in shown]):
+        widest = max((len(c[i]) for c in cells), default=1)
+        table.add_column(header, justify="left" if i == 0 else "right", min_width=widest, overflow="fold")
+    for c in cells:
+        table.add_row(*c)
     console.print(table)
     console.print(f"results: {out_dir / 'results.jsonl'}  summary: {out_dir / 'summary.csv'}  report: {out_dir / 'report.html'}")
     if rows and all(r["cases"] == 0 for r in rows):
@@ -82,7 +85,9 @@ def eval_cmd(
 def _cell(v: object) -> str:
     if v is None:
         return "-"
-    return f"{v:.3f}" if isinstance(v, float) else str(v)
+    if isinstance(v, float):
+        return f"{v:.1f}" if abs(v) >= 100 else f"{v:.3f}"
+    return str(v)
 
 
 def _compare(runs: list[Path], metric: str, top: int) -> None:
