@@ -33,7 +33,7 @@ Tensor = torch.Tensor
 
 # ----------------------------------------------------------------- shared machinery
 
-_BAND_PIXELS = 1 << 19  # pixels per CPU band: few enough bands that thread sync stays cheap
+_BAND_PIXELS = 1 << 18  # pixels per CPU band: its temporaries stay in cache, and two threads share the work
 _SQ3 = math.sqrt(3) / 2
 _OPP = torch.tensor([LUMA, (1.0, -0.5, -0.5), (0.0, _SQ3, -_SQ3)], dtype=torch.float64)
 _OPP_INV = torch.linalg.inv(_OPP)  # columns: grey (1,1,1), then the RGB step of one unit of a, of b
@@ -43,15 +43,21 @@ def _in_bands(fn: Callable[..., Tensor], image: Tensor, *args: Any) -> Tensor:
     """Run a per-pixel map whole (GPU, autograd) or band by band of rows (CPU), clamped to [0,1].
 
     This clamp is the only one: fused with the copy into the output, it costs no extra pass.
+    CPU bands run on the shared threads (`colorspace.in_threads`), each start to end: 12 MP
+    saturation 105 -> 68 ms, vibrance 194 -> 120 ms against one band after another on torch's
+    pool; the same ops per pixel, so the same result.
     """
     b, _, h, w = image.shape
     rows = max(1, _BAND_PIXELS // (b * w))
     if not use_cv(image) or rows >= h:
         return fn(image, *args).clamp(0, 1)
     out = torch.empty_like(image)
-    with torch.no_grad():
-        for r in range(0, h, rows):
+
+    def band(r: int) -> None:
+        with torch.no_grad():  # grad mode is per thread; this path never needs a graph
             torch.clamp(fn(image[:, :, r : r + rows], *args), 0, 1, out=out[:, :, r : r + rows])
+
+    cs.in_threads(band, list(range(0, h, rows)))
     return out
 
 
