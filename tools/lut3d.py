@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -69,9 +70,14 @@ class Lut3D:
 def lattice(size: int = DEFAULT_SIZE, gamma: float = SHAPER_GAMMA, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """The N^3 lattice inputs as a (1,3,N*N,N) image: pixel (row k*N + j, column i) = ((i,j,k)/(N-1)) ** gamma."""
     _check_size(size)
+    return _lattice(size, gamma).to(dtype, copy=True)
+
+
+@lru_cache(maxsize=4)
+def _lattice(size: int, gamma: float) -> torch.Tensor:
     ramp = torch.linspace(0, 1, size, dtype=torch.float64) ** gamma
     b, g, r = torch.meshgrid(ramp, ramp, ramp, indexing="ij")
-    return torch.stack([r, g, b]).reshape(1, 3, size * size, size).to(dtype)
+    return torch.stack([r, g, b]).reshape(1, 3, size * size, size)
 
 
 def bake(steps: Sequence[tuple[Any, Any]], size: int = DEFAULT_SIZE, gamma: float = SHAPER_GAMMA) -> Lut3D:
@@ -115,19 +121,16 @@ def apply(image: torch.Tensor, lut: Lut3D) -> torch.Tensor:
     out = torch.empty_like(x)
     flat = _flat_table(lut.table.detach().cpu().to(torch.float32).numpy(), n)
     levels = flat.shape[1] // n
-    # Per-channel 16-bit tables from value to map coordinate, the shaper folded in: red's and
-    # green's place within a cell, blue's nearest level times the slice width.
-    u = torch.linspace(0, 1, LUT_SIZE, dtype=torch.float64) ** (1 / lut.gamma)
-    to_r = (u * (n - 1)).float().numpy()
-    to_b = ((u * (levels - 1)).round() * n).float().numpy()
+    to_r, to_b = _coordinates(n, levels, lut.gamma)
     jobs = [(x[i], out[i], r, min(r + _ROWS, x.shape[-2])) for i in range(x.shape[0])
             for r in range(0, x.shape[-2], _ROWS)]
 
     def band(job: tuple[torch.Tensor, torch.Tensor, int, int]) -> None:
         src, dst, r0, r1 = job
         # the uint16 index saturates: values outside [0,1] take the end entries
+        planes = [src[c, r0:r1].numpy() for c in range(3)]
         r, g, b = (cv2.LUT(cv2.addWeighted(p, LUT_SIZE - 1, p, 0, 0, dtype=cv2.CV_16U), t)
-                   for p, t in ((src[c, r0:r1].numpy(), t) for c, t in enumerate((to_r, to_r, to_b))))
+                   for p, t in zip(planes, (to_r, to_r, to_b), strict=True))
         rgb = cv2.remap(flat, cv2.add(r, b), g, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cv2.mixChannels([rgb], [dst[c, r0:r1].numpy() for c in range(3)], [0, 0, 1, 1, 2, 2])
 
@@ -144,12 +147,20 @@ def _levels(n: int) -> int:
 
 def _flat_table(table: np.ndarray, n: int) -> np.ndarray:
     """(N,N,N,3) [b,g,r] -> (N, levels*N, 3) [g, level*N + r]: blue resampled linearly."""
+    import torch.nn.functional as F
+
     levels = _levels(n)
-    pos = np.arange(levels) * ((n - 1) / (levels - 1))
-    lo = np.minimum(pos.astype(np.int64), n - 2)
-    f = (pos - lo).astype(np.float32)[:, None, None, None]
-    slices = table[lo] * (1 - f) + table[lo + 1] * f  # (levels, g, r, 3)
-    return np.ascontiguousarray(slices.transpose(1, 0, 2, 3).reshape(n, levels * n, 3))
+    planes = torch.from_numpy(table).permute(1, 2, 3, 0).reshape(1, n * n * 3, n)  # blue last
+    fine = F.interpolate(planes, size=levels, mode="linear", align_corners=True)  # exact at the lattice
+    return fine.view(n, n, 3, levels).permute(0, 3, 1, 2).contiguous().view(n, levels * n, 3).numpy()
+
+
+@lru_cache(maxsize=8)
+def _coordinates(n: int, levels: int, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """16-bit tables from a value to its map coordinate, the shaper folded in: red's and green's
+    place along the lattice (in cells), blue's nearest level times the slice width."""
+    u = torch.linspace(0, 1, LUT_SIZE, dtype=torch.float64) ** (1 / gamma)
+    return (u * (n - 1)).float().numpy(), ((u * (levels - 1)).round() * n).float().numpy()
 
 
 def _apply_torch(image: torch.Tensor, lut: Lut3D) -> torch.Tensor:
