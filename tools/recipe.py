@@ -140,12 +140,12 @@ def apply_recipe(
 
     def flush() -> None:
         nonlocal out
-        if len(pending) == 1 or (pending and not fuse):
+        if len(pending) == 1 or not fuse:
             for t, p in pending:
                 out = t(out, p)
-        elif all(t.per_channel for t, _ in pending):
+        elif len(pending) > 1 and all(t.per_channel for t, _ in pending):
             out = fused_lut(pending, out)  # exact on the 16-bit grid, and faster than the 3-D LUT
-        elif pending:
+        elif len(pending) > 1:
             out = lut3d.apply(out, lut3d.bake(pending, lut_size))
         pending.clear()
 

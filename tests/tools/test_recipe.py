@@ -127,3 +127,12 @@ def test_an_old_step_migrates_on_load_and_replays_as_the_new_version(monkeypatch
     # a Recipe built in code with the old step migrates at replay too
     built = Recipe(steps=[Step(tool="vignette", version=1, params={"darken": 0.5})])
     assert torch.equal(apply_recipe(img, built), apply_recipe(img, now))
+
+
+def test_a_lone_masked_step_leaves_the_pixels_outside_its_mask_bit_identical() -> None:
+    img = sample("astronaut", (48, 32))
+    m = torch.zeros(1, 1, 32, 48)
+    m[..., 16:, :] = 1
+    r = Recipe(masks={"low": {}}).then("exposure", {"stops": 1}, mask="low")
+    assert torch.equal(apply_recipe(img, r, {"low": m})[..., :16, :], img[..., :16, :])
+    assert torch.equal(apply_recipe(img, Recipe()), img), "an empty recipe is the identity"
