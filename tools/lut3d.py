@@ -20,13 +20,14 @@ at ~1.2x an 8-bit OpenCV chain of three LUTs, one HSV round trip and a multiply.
 under autograd: torch's `grid_sample` (trilinear, differentiable in the image).
 
 Measured error vs the unfused chain (N = 33, gamma 1.5; skimage's astronaut, coffee and chelsea
-at 1155x866, and a 17^3 RGB grid; CIEDE2000 via skimage): mean dE 0.02-0.22 for every chain
-tried; max dE <= 1.6 for HSL, gamma 2 + saturation, exposure + hue + levels, B&W + curves
-(max abs RGB error <= 0.03); the 6-op bench recipe 3.7 max (one pixel family of coffee, 99th
-percentile 0.46); split toning 4.9 and strong saturation + vibrance (+80, +60) 8.1 max, where
-gamut clipping puts a crease inside one cell (99th percentile <= 2.1, max abs error 0.11). A
-uniform lattice (gamma 1) had 9.1 max on gamma 2 + saturation; N = 65 halves the creases' error.
-`tests/tools/test_lut3d.py` holds the bounds on small images.
+at 1155x866, and a 17^3 RGB grid; CIEDE2000 via skimage), 8 chains of 2-6 tone and colour steps:
+mean dE 0.02-0.36. Max dE <= 1.6 (max abs RGB error <= 0.03) for HSL + contrast, gamma 2 +
+saturation, exposure + hue + levels, B&W mix + curves; 3.1 for luma curve + vibrance -50; 3.7 for
+the 6-op bench recipe (brightness, contrast, saturation, hue, gamma, white balance; 99th
+percentile 0.46); 4.9 for split toning + exposure; 8.1 for strong saturation + vibrance (+80,
++60), where gamut clipping puts a crease inside a cell (99th percentile <= 2.1, max abs 0.11).
+A uniform lattice (gamma 1) had max 9.1 on gamma 2 + saturation; N = 65 cut creases by about 1/3.
+`tests/tools/test_lut3d.py` holds a bound on small images.
 """
 
 from __future__ import annotations
