@@ -33,6 +33,8 @@ from agent.accounting import Price
 from agent.errors import UserError
 
 FILE_NAME = "imagent.toml"
+OP_TIMEOUT = 30.0  # seconds one tool call may run (the loop also stops waiting when the time budget ends)
+MAX_INVALID_CALLS = 8  # tool calls refused for their arguments before the run ends
 
 
 def config_files() -> list[Path]:
@@ -55,6 +57,10 @@ class Settings(BaseSettings):
     max_model_calls: int = Field(24, ge=0, description="planner + critic calls per photo")
     max_seconds: float = Field(120.0, gt=0, description="wall-clock seconds per photo")
     max_cost_usd: float | None = Field(None, ge=0, description="USD per photo; None = no cost budget")
+    op_timeout: float = Field(OP_TIMEOUT, gt=0, description="seconds one tool call may run before the loop "
+                              "stops waiting for it (its result is discarded)")
+    max_invalid_calls: int = Field(MAX_INVALID_CALLS, ge=0, description="tool calls with bad arguments per photo "
+                                   "(they do not use up the step budget)")
     prices: dict[str, Price] = Field(default_factory=dict,
                                      description="extra or changed prices, USD per million tokens")
 
