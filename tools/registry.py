@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal, get_args, get_origin
+from weakref import WeakKeyDictionary
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 Tensor = Any  # torch.Tensor; torch is imported lazily by the ops themselves
 
@@ -25,6 +27,14 @@ class Params(BaseModel):
     PIXEL_FIELDS: ClassVar[tuple[str, ...]] = ()
     # version v -> upgrade of a params dict stored at v to v + 1; one entry per VERSION bump
     MIGRATIONS: ClassVar[dict[int, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic takes true as 1 in lax mode; a model that sends `"stops": true` has made a mistake
+        if info.field_name in _number_fields(cls) and _holds_bool(value):
+            raise PydanticCustomError("bool_not_number", "must be a number, not true or false")
+        return value
 
     def scaled(self, factor: float) -> Params:
         """These params for an image `factor` times larger (pixel fields scaled, kept in bounds)."""
@@ -69,7 +79,14 @@ class Params(BaseModel):
 
 
 class ToolError(ValueError):
-    """A bad call to a tool: the message is meant to be read by a person or a model."""
+    """A bad call to a tool: the message is meant to be read by a person or a model.
+
+    `fields`: the arguments at fault (empty when the call as a whole is wrong, e.g. an unknown tool).
+    """
+
+    def __init__(self, message: str, *, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.fields = fields
 
 
 @dataclass(frozen=True)
@@ -102,7 +119,8 @@ class Tool:
         try:
             return self.params.model_validate(params or {})
         except ValidationError as exc:
-            raise ToolError(explain_validation(self.name, exc)) from None
+            fields = tuple(dict.fromkeys(".".join(str(x) for x in e["loc"]) for e in exc.errors()))
+            raise ToolError(explain_validation(self.name, exc), fields=fields) from None
 
     def __call__(
         self,
@@ -213,6 +231,39 @@ def _bounds(exc: ValidationError, err: dict[str, Any]) -> tuple[Any, Any]:
     lo = prop.get("minimum", prop.get("exclusiveMinimum"))
     hi = prop.get("maximum", prop.get("exclusiveMaximum"))
     return lo, hi
+
+
+_NUMBER_FIELDS: WeakKeyDictionary[type[BaseModel], frozenset[str]] = WeakKeyDictionary()
+
+
+def _number_fields(model: type[BaseModel]) -> frozenset[str]:
+    """Fields whose values are numbers (or lists of numbers) and never booleans."""
+    if model not in _NUMBER_FIELDS:
+        _NUMBER_FIELDS[model] = frozenset(n for n, f in model.model_fields.items() if _numbers_only(f.annotation))
+    return _NUMBER_FIELDS[model]
+
+
+def _numbers_only(annotation: Any) -> bool:
+    leaves: set[Any] = set()
+    todo = [annotation]
+    while todo:
+        a = todo.pop()
+        origin = get_origin(a)
+        if origin is Literal:
+            leaves.update(type(v) for v in get_args(a))
+        elif origin is Annotated:
+            todo.append(get_args(a)[0])
+        elif origin is not None:  # Union, X | None, list[...], tuple[...]
+            todo.extend(x for x in get_args(a) if x is not Ellipsis)
+        else:
+            leaves.add(a)
+    return bool(leaves & {int, float}) and bool not in leaves
+
+
+def _holds_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    return isinstance(value, (list, tuple)) and any(_holds_bool(v) for v in value)
 
 
 def check_image(image: Tensor, where: str) -> None:
