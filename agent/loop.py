@@ -4,25 +4,44 @@ Any LangChain chat model with tool calling plans; the offline planner is one of
 them. Tool calls act on the session's current version; each result is scored
 (structure lock against the original, goal targets, optional critique). A step
 that breaks the lock or lowers the combined score is rolled back and the model
-is told why; bad calls come back as error observations. The run ends when the
-targets are met (and the critic, if any, agrees), the planner stops, the model
-keeps failing, or a budget is spent. The result is the best version, not the last.
+is told why. Nothing a model sends or an op does ends the run: bad arguments,
+unreadable calls, an op that raises, runs out of memory (retried a few times),
+hangs past `op_timeout` or returns NaN all come back as observations, typed by
+`agent.protocol.StepError`; calls that never ran count against their own budget
+(`max_invalid_calls`), not the step budget. The run ends when the targets are met
+(and the critic, if any, agrees), the planner stops, the model keeps failing, or a
+budget is spent. The result is the best version, not the last.
 """
 
 from __future__ import annotations
 
+import gc
 import inspect
+import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 from agent.goals import Budget
-from agent.protocol import Attempt, PlanState, render_state
+from agent.protocol import (
+    Attempt,
+    BadArguments,
+    BudgetSpent,
+    ExecutionFailed,
+    ModelOutputUnusable,
+    PlanState,
+    StepError,
+    check_arguments,
+    render_state,
+    unusable_calls,
+)
+from agent.settings import MAX_INVALID_CALLS, OP_TIMEOUT
 from agent.state import EditSession, Version
 from tools.registry import ToolError, all_tools, get, to_langchain
 
@@ -36,6 +55,8 @@ When every target is met, or nothing more would help, answer without tool calls 
 
 MAX_FAILED_TURNS = 3
 SCORE_TOLERANCE = 1e-3  # a step must not lower the combined score by more than this
+OP_RETRIES = 2  # retries of an op that ran out of memory, the one fault that may pass
+RETRY_PAUSE = 0.05  # seconds; retry n waits a random 0..RETRY_PAUSE * 2**n (jitter)
 
 
 @dataclass
@@ -54,6 +75,8 @@ class TraceEntry:
     targets_met: int | None = None
     seconds: float = 0.0
     critique: dict[str, Any] | None = None  # a critic's review (tool "critic:<name>")
+    error: str | None = None  # StepError.kind when outcome is "error": bad_arguments, model_output, ...
+    cause: str | None = None  # StepError.cause: timeout, out_of_memory, not_finite, not_an_object, ...
 
 
 @dataclass
@@ -69,6 +92,8 @@ class LoopResult:
     messages: list[AnyMessage] = field(default_factory=list)
     cost_usd: float = 0.0
     usage: dict[str, Any] = field(default_factory=dict)  # agent.accounting.Accountant.to_dict()
+    invalid_calls: int = 0  # tool calls that never ran (bad arguments, unreadable)
+    budget_spent: str | None = None  # BudgetSpent.cause when a budget ended the run
 
 
 class _State(TypedDict):
@@ -96,6 +121,9 @@ def run_loop(
     region: str | None = None,
     checkpointer: Any = None,
     thread_id: str | None = None,
+    op_timeout: float = OP_TIMEOUT,
+    max_invalid_calls: int = MAX_INVALID_CALLS,
+    op_retries: int = OP_RETRIES,
 ) -> LoopResult:
     """Plan and edit until the goal is met or a budget ends the run; see module doc.
 
@@ -109,6 +137,11 @@ def run_loop(
     thread with a saved, unfinished state is resumed from its last checkpoint instead of started
     over. A session offering `recall(tool_call_id) -> version id | None` and
     `adopt_call(version, tool_call_id)` makes the resumed act node skip calls already committed.
+
+    `op_timeout`: seconds the loop waits for one op (less when the time budget ends sooner); a
+    late op runs on in its thread and its result is discarded. `max_invalid_calls`: tool calls
+    that could not run as sent (bad arguments, unreadable calls) before the run ends.
+    `op_retries`: retries, after a jittered pause, of an op that ran out of memory.
     """
     from agent.accounting import Accountant, model_key
     from agent.scoring import score_version
@@ -116,7 +149,9 @@ def run_loop(
 
     budget = budget or getattr(goal, "budget", None) or Budget()
     t0 = time.perf_counter()
-    counters = {"calls": 0, "in": 0, "out": 0, "steps": 0, "turns": 0, "failed_turns": 0}
+    counters = {"calls": 0, "in": 0, "out": 0, "steps": 0, "turns": 0, "failed_turns": 0, "invalid": 0}
+    broken: dict[str, str] = {}  # tool -> cause: ops that crashed or hung are not run again in this edit
+    spent_budget: list[str] = []
     acct = accountant if accountant is not None else Accountant()
     planner_key = model_key(model)
     critic_phase = False  # once the critic has judged, every candidate is judged before the keep decision
@@ -183,20 +218,31 @@ def run_loop(
         bound = model.bind_tools(lc_tools)
 
     def over_budget() -> str | None:
+        spent = budget_spent()
+        if spent is None:
+            return None
+        spent_budget[:] = [spent.cause]
+        return str(spent)
+
+    def budget_spent() -> BudgetSpent | None:
         if budget.max_steps is not None and counters["steps"] >= budget.max_steps:
-            return f"step budget spent ({budget.max_steps} edits)"
+            return BudgetSpent(f"step budget spent ({budget.max_steps} edits)", cause="steps")
         if budget.max_model_calls is not None and counters["calls"] >= budget.max_model_calls:
-            return f"model-call budget spent ({budget.max_model_calls} calls)"
+            return BudgetSpent(f"model-call budget spent ({budget.max_model_calls} calls)", cause="model_calls")
         if budget.max_seconds is not None and time.perf_counter() - t0 >= budget.max_seconds:
-            return f"time budget spent ({budget.max_seconds:g} s)"
+            return BudgetSpent(f"time budget spent ({budget.max_seconds:g} s)", cause="seconds")
+        if counters["invalid"] and counters["invalid"] >= max_invalid_calls:  # 0: the first one ends the run
+            return BudgetSpent(f"invalid-call budget spent ({max_invalid_calls} tool calls could not run as sent)",
+                               cause="invalid_calls")
         cap = getattr(budget, "max_cost_usd", None)
         if cap is not None:
-            spent = acct.cost_usd
-            if spent >= cap:
-                return f"cost budget spent (${spent:.4f} of ${cap:g})"
+            cost = acct.cost_usd
+            if cost >= cap:
+                return BudgetSpent(f"cost budget spent (${cost:.4f} of ${cap:g})", cause="cost")
             # Hard budget: stop before a call that would likely pass it (the last one's cost).
-            if spent + acct.last_cost("planner") > cap:
-                return f"cost budget spent (${spent:.4f} of ${cap:g}; the next call would pass it)"
+            if cost + acct.last_cost("planner") > cap:
+                return BudgetSpent(f"cost budget spent (${cost:.4f} of ${cap:g}; the next call would pass it)",
+                                   cause="cost")
         return None
 
     def state_message() -> HumanMessage:
@@ -242,7 +288,18 @@ def run_loop(
         except Exception as exc:  # provider errors (after the client's retries) end the run with the best so far
             acct.record(counters["turns"], "planner", planner_key, None, time.perf_counter() - t1,
                         f"{type(exc).__name__}: {str(exc)[:200]}")
-            return {"stop": f"the planning model failed: {type(exc).__name__}: {exc}"}
+            unusable = unusable_calls(exc)
+            if not unusable:
+                return {"stop": f"the planning model failed: {type(exc).__name__}: {exc}"}
+            # the client could not build a message from the answer (e.g. arguments sent as a list): tell the model
+            for err in unusable:
+                fail(err, "?", {}, None, t1)
+            counters["failed_turns"] += 1
+            told = HumanMessage(content="Your last answer could not be used: " + "; ".join(map(str, unusable))
+                                + ". Call the tools again, each with a JSON object of named fields.")
+            stop = decide()
+            return {"messages": [AIMessage(content="(an answer with unreadable tool calls)"), told]
+                    + ([] if stop else [state_message()]), "stop": stop}
         call = acct.record(counters["turns"], "planner", planner_key, ai, time.perf_counter() - t1)
         counters["in"] += call.input_tokens
         counters["out"] += call.output_tokens
@@ -262,8 +319,9 @@ def run_loop(
         any_ok = False
         for call in bad:
             msg = f"malformed tool call {call.get('name')!r}: {call.get('error') or 'arguments are not valid JSON'}"
-            out.append(ToolMessage(content=msg, tool_call_id=call.get("id") or "invalid", status="error"))
-            _record(TraceEntry(counters["turns"], str(call.get("name")), {}, None, "error", msg, None))
+            text, _ = fail(ModelOutputUnusable(msg, tool=str(call.get("name")), cause="not_json"),
+                           str(call.get("name")), {}, None, time.perf_counter())
+            out.append(ToolMessage(content=text, tool_call_id=call.get("id") or "invalid", status="error"))
         for call in calls:
             spent = over_budget()
             if spent:  # the model is told which budget ended the run
@@ -279,9 +337,12 @@ def run_loop(
         return {"messages": out, "stop": stop}
 
     def execute(call: dict[str, Any]) -> tuple[str, bool]:
-        name, args = call["name"], dict(call.get("args") or {})
-        mask = args.pop("mask", None)
+        name, raw = str(call.get("name") or "?"), call.get("args")
         t1 = time.perf_counter()
+        try:
+            args, mask = check_arguments(name, {} if raw is None else raw)
+        except StepError as err:
+            return fail(err, name, raw if isinstance(raw, dict) else {"arguments": raw}, None, t1)
         done = session.recall(call["id"]) if hasattr(session, "recall") and call.get("id") else None
         if done is not None and done in session.versions:  # committed before a crash: not redone
             session.current = done
@@ -294,11 +355,14 @@ def run_loop(
             return f"kept as {done} (done before an interruption); targets met {v.score.targets_met}", True
         try:
             tool = get(name)
+            if name in broken:
+                raise BadArguments(f"not run: {name} failed earlier in this edit ({broken[name]}); use another tool",
+                                   tool=name, cause="failed_before")
             if tool.family == "mask":  # makes a named mask in the session, not a version
                 from tools.masks import combine, describe_mask
 
                 p = tool.validate(args)
-                made = tool(session.head.image, p)
+                made = run_op(name, lambda: tool(session.head.image, p))
                 old = session.mask(p.name, made) if p.name in session.masks_full else None
                 session.add_mask(p.name, combine(old, made, p.combine, p.name))
                 info = describe_mask(session.head.image, session.mask(p.name, session.head.image))
@@ -309,15 +373,18 @@ def run_loop(
                 return f"{session.head.id}: {session.head.stats.summary()}", True
             if mask is None and region is not None and tool.supports_mask:
                 mask = region
-            counters["steps"] += 1
             head = session.head
-            cand = session.try_step(name, args, mask)
+            cand = run_op(name, lambda: session.try_step(name, args, mask))
+            counters["steps"] += 1
+            try:
+                s = score(cand)
+            except Exception as exc:  # what the op made cannot be measured (wrong dtype, ...): the op's fault
+                raise ExecutionFailed(f"{name} made an image that cannot be measured ({type(exc).__name__}: "
+                                      f"{str(exc)[:160]}); use another tool", tool=name, cause="error") from exc
         except ToolError as exc:
-            _record(TraceEntry(counters["turns"], name, args, mask, "error", str(exc), None,
-                               seconds=time.perf_counter() - t1))
-            history.append(Attempt(tool=name, params=args, mask=mask, kept=False, reason=str(exc)))
-            return f"error: {exc}", False
-        s = score(cand)
+            return fail(BadArguments(str(exc), tool=name, fields=exc.fields), name, args, mask, t1)
+        except StepError as err:
+            return fail(err, name, args, mask, t1)
         if critic is not None and critic_phase and s.lock_ok and head.critique is not None:
             # the head's score includes a critique: judge the candidate the same way before comparing
             review(cand)
@@ -348,6 +415,54 @@ def run_loop(
                     f"targets met {s.targets_met}/{s.targets_total}"), True
         return f"rolled back (current stays {session.current}): {reason}", False
 
+    def run_op(name: str, op: Callable[[], Any]) -> Any:
+        """op() on a worker thread within the op timeout and the time left; faults become ExecutionFailed."""
+        import torch
+
+        for attempt in range(op_retries + 1):
+            left = None if budget.max_seconds is None else budget.max_seconds - (time.perf_counter() - t0)
+            wait = op_timeout if left is None else max(0.0, min(op_timeout, left))
+            try:
+                out = _within(op, wait)
+            except _LateOp:
+                why = "the op timeout" if wait >= op_timeout else "the time budget ends"
+                raise ExecutionFailed(f"{name} did not finish within {wait:.1f} s ({why}); it is abandoned and "
+                                      "will not be run again in this edit", tool=name, cause="timeout") from None
+            except ToolError:
+                raise
+            except (MemoryError, torch.OutOfMemoryError) as exc:
+                if attempt == op_retries:
+                    raise ExecutionFailed(f"{name} ran out of memory ({attempt + 1} tries): {str(exc)[:120]}; "
+                                          "try a smaller region or another tool", tool=name,
+                                          cause="out_of_memory") from exc
+                gc.collect()
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                time.sleep(random.uniform(0, RETRY_PAUSE * 2 ** attempt))
+                continue
+            except Exception as exc:  # a crashing op must not end the edit: the model is told once
+                raise ExecutionFailed(f"{name} failed: {type(exc).__name__}: {str(exc)[:160]}; it will not be "
+                                      "run again in this edit, use another tool", tool=name, cause="error") from exc
+            image = getattr(out, "image", out)
+            if isinstance(image, torch.Tensor) and image.is_floating_point() and not bool(image.isfinite().all()):
+                raise ExecutionFailed(f"{name} produced NaN or infinite values with these arguments; the result "
+                                      "is discarded, try other values or another tool", tool=name, cause="not_finite")
+            return out
+        raise AssertionError("unreachable")
+
+    def fail(err: StepError, name: str, args: dict[str, Any], mask: str | None, t1: float) -> tuple[str, bool]:
+        """Record a call that made no version; the text is the observation the model reads."""
+        if err.invalid:
+            counters["invalid"] += 1
+        elif isinstance(err, ExecutionFailed):
+            counters["steps"] += 1  # the op ran: a step, like a rolled-back one
+            if err.cause in ("error", "timeout"):
+                broken[name] = err.cause
+        _record(TraceEntry(counters["turns"], name, args, mask, "error", str(err), None,
+                           seconds=time.perf_counter() - t1, error=err.kind, cause=err.cause or None))
+        history.append(Attempt(tool=name, params=args, mask=mask, kept=False, reason=str(err)))
+        return f"error: {err}", False
+
     def decide() -> str | None:
         s = session.head.score
         if s.targets_total and s.targets_met == s.targets_total:
@@ -373,8 +488,8 @@ def run_loop(
     graph.add_node("plan", plan)
     graph.add_node("act", act)
     graph.add_edge(START, "plan")
-    graph.add_conditional_edges("plan", lambda s: END if s.get("stop") else "act", ["act", END])
-    graph.add_conditional_edges("act", lambda s: END if s.get("stop") else "plan", ["plan", END])
+    graph.add_conditional_edges("plan", after_plan, ["act", "plan", END])
+    graph.add_conditional_edges("act", after_act, ["plan", END])
     app = graph.compile(checkpointer=checkpointer)
     config: dict[str, Any] = {"recursion_limit": 4 * (budget.max_model_calls or 50) + 10}
     saved = None
@@ -399,7 +514,50 @@ def run_loop(
     return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
                       model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],
                       seconds=time.perf_counter() - t0, messages=list(final["messages"]),
-                      cost_usd=acct.cost_usd, usage=acct.to_dict())
+                      cost_usd=acct.cost_usd, usage=acct.to_dict(), invalid_calls=counters["invalid"],
+                      budget_spent=spent_budget[0] if spent_budget else None)
+
+
+def after_plan(state: _State) -> str:
+    """End on a stop; act on the model's answer; plan again when the answer could not be read."""
+    if state.get("stop"):
+        return END
+    return "act" if isinstance(state["messages"][-1], AIMessage) else "plan"
+
+
+def after_act(state: _State) -> str:
+    return END if state.get("stop") else "plan"
+
+
+class _LateOp(Exception):
+    """The op did not finish in the time given."""
+
+
+def _within(op: Callable[[], Any], seconds: float) -> Any:
+    """op() on a daemon thread, waiting at most `seconds`; a late op runs on and its result is dropped.
+
+    Python cannot stop a thread: a hung op keeps its thread (and the CPU it uses) until it returns.
+    """
+    import torch
+
+    box: dict[str, Any] = {}
+    grad = torch.is_grad_enabled()  # grad mode is per thread; the op sees the caller's
+
+    def work() -> None:
+        try:
+            with torch.set_grad_enabled(grad):
+                box["out"] = op()
+        except BaseException as exc:  # handed to the waiting thread, which decides
+            box["exc"] = exc
+
+    worker = threading.Thread(target=work, name="imagent-op", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _LateOp
+    if "exc" in box:
+        raise box["exc"]
+    return box["out"]
 
 
 def _floats(stats: Any) -> dict[str, float]:

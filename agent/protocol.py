@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -85,3 +85,98 @@ def parse_state(messages: list[Any]) -> PlanState | None:
         if found:
             return PlanState.model_validate(json.loads(found[-1]))
     return None
+
+
+# ----------------------------------------------------------------------------- why a call made no version
+
+
+class StepError(Exception):
+    """Why a tool call made no version. The model reads the message; the loop reads the fields.
+
+    `kind` names the class of fault, `invalid` says whether it counts against the invalid-call budget
+    (the op never ran) rather than the step budget, `fields` the arguments at fault, `cause` the detail.
+    """
+
+    kind: ClassVar[str] = "error"
+    invalid: ClassVar[bool] = False
+
+    def __init__(self, message: str, *, tool: str = "", fields: tuple[str, ...] = (), cause: str = "") -> None:
+        super().__init__(message)
+        self.tool, self.fields, self.cause = tool, fields, cause
+
+
+class BadArguments(StepError):
+    """A wrong value, an unknown tool or mask: the model corrects the call and tries again."""
+
+    kind = "bad_arguments"
+    invalid = True
+
+
+class ModelOutputUnusable(StepError):
+    """A tool call that cannot be read: arguments that are not JSON, or not an object of named fields."""
+
+    kind = "model_output"
+    invalid = True
+
+
+class ExecutionFailed(StepError):
+    """The op ran and failed; the model is told once and no version is kept.
+
+    `cause`: "error" (it raised), "out_of_memory" (retried first), "timeout" (the loop stopped
+    waiting; a late result is discarded) or "not_finite" (NaN or inf in its output).
+    """
+
+    kind = "execution_failed"
+
+
+class BudgetSpent(StepError):
+    """A budget of the run is spent; `cause` names it (steps, model_calls, seconds, cost, invalid_calls)."""
+
+    kind = "budget_spent"
+
+
+def json_kind(value: Any) -> str:
+    """What a JSON value is, in the words of the JSON spec ("a list", "a number", "true or false")."""
+    if isinstance(value, bool):
+        return "true or false"
+    for types, name in (((dict,), "an object"), ((list, tuple), "a list"), ((str,), "a string"),
+                        ((int, float), "a number")):
+        if isinstance(value, types):
+            return name
+    return "null" if value is None else type(value).__name__
+
+
+def check_arguments(tool: str, args: Any) -> tuple[dict[str, Any], str | None]:
+    """A tool call's arguments as (params, mask name); any other shape is a StepError the model can act on."""
+    if not isinstance(args, dict):
+        raise ModelOutputUnusable(f"{tool}: arguments must be a JSON object of named fields, got {json_kind(args)}",
+                                  tool=tool, cause="not_an_object")
+    params = dict(args)
+    mask = params.pop("mask", None)
+    if mask is not None and not isinstance(mask, str):
+        raise BadArguments(f"{tool}: wrong value for `mask`: must be the name of a mask (a string) or null, "
+                           f"got {json_kind(mask)} {json.dumps(mask, default=str)[:40]}", tool=tool, fields=("mask",))
+    return params, mask
+
+
+def unusable_calls(exc: BaseException) -> list[ModelOutputUnusable]:
+    """The tool calls a chat model's client refused to build a message from (pydantic errors at
+    `tool_calls.<i>.args`: arguments sent as a list, a string, a number); [] for any other failure."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError):
+        return []
+    errors = exc.errors()
+    if not errors or any(tuple(e.get("loc", ()))[:1] not in (("tool_calls",), ("invalid_tool_calls",))
+                         for e in errors):
+        return []
+    out = []
+    for e in errors:
+        loc = tuple(e["loc"])
+        where = ".".join(str(x) for x in loc[2:]) or "call"
+        if where == "args":
+            msg = f"tool call {loc[1]}: arguments must be a JSON object of named fields, got {json_kind(e.get('input'))}"
+        else:
+            msg = f"tool call {loc[1]}: `{where}` is unusable: {e['msg']}"
+        out.append(ModelOutputUnusable(msg, fields=(where,), cause=str(e["type"])))
+    return out

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from agent.errors import ExitCode
 from evals.degrade import underexpose
 from tests.helpers import run_cli, sample
 from tools.io import save_image
@@ -207,7 +208,7 @@ def test_a_server_that_keeps_failing_ends_the_run_with_the_original(server: Scri
     monkeypatch.setenv("IMAGENT_MAX_RETRIES", "1")
     server.scripts["test-model"] = [error(500)]
     code, _, err = run_cli(edit_args(dark_png, server), capsys)
-    assert code == 0, err
+    assert code == ExitCode.NOT_MET, err  # the best version is written; the goal is not met
     assert len(server.to("test-model")) == 2  # one try and one retry
     trace = json.loads((dark_png.parent / "trace.json").read_text())
     assert "planning model failed" in trace["stop_reason"] and trace["chosen_version"] == "v0"
@@ -221,7 +222,7 @@ def test_the_cost_budget_stops_the_run_and_says_so(server: ScriptedServer, dark_
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.2}, (1000, 20))]
     server.scripts["test-vlm"] = [critique_reply()]
     code, out, err = run_cli(edit_args(dark_png, server, "--max-cost", "0.005"), capsys)
-    assert code == 0, err
+    assert code == ExitCode.NOT_MET, err
     trace = json.loads((dark_png.parent / "trace.json").read_text())
     assert trace["stop_reason"].startswith("cost budget spent")
     assert len(server.to("test-model")) == 2  # a third call would have passed $0.005
@@ -234,7 +235,7 @@ def test_the_call_budget_stops_the_run(server: ScriptedServer, dark_png: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.1})]
     code, out, err = run_cli(edit_args(dark_png, server, "--max-calls", "2"), capsys)
-    assert code == 0, err
+    assert code == ExitCode.NOT_MET, err
     assert len(server.to("test-model")) == 2
     trace = json.loads((dark_png.parent / "trace.json").read_text())
     assert trace["stop_reason"] == "model-call budget spent (2 calls)"
