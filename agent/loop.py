@@ -325,11 +325,13 @@ def run_loop(
         for call in calls:
             spent = over_budget()
             if spent:  # the model is told which budget ended the run
-                out.append(ToolMessage(content=f"not run: {spent}", tool_call_id=call["id"], status="error"))
+                out.append(ToolMessage(content=f"not run: {spent}", tool_call_id=call.get("id") or "none",
+                                       status="error"))
                 continue
             text, ok = execute(call)
             any_ok |= ok
-            out.append(ToolMessage(content=text, tool_call_id=call["id"], status="success" if ok else "error"))
+            out.append(ToolMessage(content=text, tool_call_id=call.get("id") or "none",  # some servers send none
+                                   status="success" if ok else "error"))
         counters["failed_turns"] = 0 if any_ok else counters["failed_turns"] + 1
         stop = decide()
         if stop is None:

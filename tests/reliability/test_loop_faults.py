@@ -56,11 +56,11 @@ def brighter(image: torch.Tensor, p: FaultyParams) -> torch.Tensor:
 
 
 def _run(image: torch.Tensor, script: list[Any], instruction: str = "brighten it", max_steps: int = 6,
-         max_seconds: float = 120.0, **kw: Any) -> tuple[EditSession, ScriptedModel, Any]:
+         max_seconds: float = 120.0, **kw: Any) -> tuple[EditSession, Any, Any]:
     session = EditSession(image)
     goal = parse_goal(instruction, measure(session.original),
                       budget=Budget(max_steps=max_steps, max_seconds=max_seconds))
-    model = ScriptedModel(script=script)
+    model = kw.pop("model_override", None) or ScriptedModel(script=script)
     return session, model, run_loop(session, goal, model, **kw)
 
 
@@ -236,7 +236,7 @@ def hang(fake_op: Any) -> Iterator[dict[str, threading.Event]]:
 
 def test_a_hanging_op_is_abandoned_after_the_op_timeout(dark: torch.Tensor, hang: dict[str, threading.Event]) -> None:
     session, model, res = _run(dark, [say(call("faulty")), say(call("faulty")), say(call("exposure", stops=1.5)),
-                                      say()], op_timeout=0.2)
+                                      say()], op_timeout=2.0)
     assert not hang["finished"].is_set(), "the loop returned while the op still hung"
     first = _errors(res)[0]
     assert (first.error, first.cause) == ("execution_failed", "timeout") and "op timeout" in first.reason
@@ -307,3 +307,17 @@ def test_non_string_masks_and_list_arguments_through_the_openai_client(server: A
     tool_msgs = [m["content"] for m in sent if m["role"] == "tool"]
     assert sum("wrong value for `mask`" in t for t in tool_msgs) == 3
     assert any("JSON object of named fields, got a list" in m["content"] for m in sent if m["role"] == "user")
+
+
+def test_tool_calls_without_an_id_through_the_openai_client(server: Any, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    from langchain_openai import ChatOpenAI
+
+    from tests.agent.test_providers import text_reply, tool_reply
+
+    reply = tool_reply("exposure", {"stops": 1.5})
+    del reply["message"]["tool_calls"][0]["id"]  # some local servers leave it out
+    server.scripts["test-model"] = [reply, text_reply("done")]
+    model = ChatOpenAI(model="test-model", base_url=server.url, api_key="not-needed", max_retries=0, timeout=5)
+    session, _, res = _run(underexpose(sample("astronaut", (96, 72)), 1.5), [], model_override=model)
+    assert res.stop_reason.startswith("all targets met") and res.best.id != "v0"
