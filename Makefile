@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test demo bench lint clean
+.PHONY: setup test demo bench soak lint clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: setup
 
 bench: setup
 	$(BIN)/python -m benchmarks.run
+
+# 200-photo batch with bad inputs, SIGKILLed part-way and resumed (a few minutes).
+soak: setup
+	$(BIN)/python -m benchmarks.soak
 
 lint: setup
 	$(BIN)/ruff check agent tools evals tests benchmarks

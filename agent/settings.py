@@ -11,7 +11,8 @@
     output = 12.0
 
 The same keys as environment variables: IMAGENT_MODEL, IMAGENT_CRITIC, IMAGENT_BASE_URL,
-IMAGENT_TIMEOUT, IMAGENT_MAX_COST_USD, IMAGENT_PRICES='{"openai:x": {"input": 1, "output": 2}}'.
+IMAGENT_TIMEOUT, IMAGENT_MAX_COST_USD, IMAGENT_MAX_PIXELS, IMAGENT_MAX_PHOTO_SECONDS,
+IMAGENT_MAX_PHOTO_MEMORY=4G, IMAGENT_PRICES='{"openai:x": {"input": 1, "output": 2}}'.
 A file in the working folder overrides the one in the user's config folder key by key.
 """
 
@@ -21,7 +22,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -63,6 +64,23 @@ class Settings(BaseSettings):
                                    "(they do not use up the step budget)")
     prices: dict[str, Price] = Field(default_factory=dict,
                                      description="extra or changed prices, USD per million tokens")
+    # Resource policy (ImageMagick's policy.xml, in one place): every decoder and every batch worker obeys it.
+    max_pixels: int = Field(100_000_000, ge=1, description="largest image any decoder opens, in pixels "
+                            "(imagent's header check, Pillow's bomb guard, OpenCV's limit)")
+    max_photo_seconds: float | None = Field(600.0, gt=0, description="batch: a photo still running after "
+                                            "this many seconds is stopped (its worker is killed); None = no cap")
+    max_photo_memory: int | None = Field(4 << 30, ge=1 << 20, description="batch: bytes of memory one photo "
+                                         "may add to its worker (\"4G\", \"512M\"); None = no cap")
+
+    @field_validator("max_photo_memory", mode="before")
+    @classmethod
+    def _size(cls, value: Any) -> Any:
+        return parse_size(value) if isinstance(value, str) else value or None
+
+    @field_validator("max_photo_seconds", mode="before")
+    @classmethod
+    def _seconds(cls, value: Any) -> Any:
+        return None if str(value).strip().lower() in ("none", "0", "0.0") else value
 
     @classmethod
     def settings_customise_sources(
@@ -98,3 +116,19 @@ def load_settings(**overrides: Any) -> Settings:
         raise UserError(f"setting {key!r}: {hint}, in {where} (known settings: {known})") from None
     except (OSError, ValueError) as exc:  # a TOML syntax error
         raise UserError(f"could not read settings: {exc}") from None
+
+
+_UNITS = {"": 1 << 20, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int | None:
+    """"4G", "512M", "300k", "1.5g" -> bytes; a bare number is MB; "none" or "0" -> None (no cap)."""
+    t = text.strip().lower().removesuffix("b").removesuffix("i")
+    if t in ("none", "0", ""):
+        return None
+    unit = t[-1] if t[-1:] in _UNITS else ""
+    try:
+        number = float(t[: len(t) - len(unit)])
+    except ValueError:
+        raise ValueError(f"{text!r} is not a size; write it like 4G, 512M or 300k") from None
+    return int(number * _UNITS[unit])

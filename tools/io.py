@@ -27,8 +27,10 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import re
 import secrets
 import stat
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -40,11 +42,6 @@ from typing import IO, Any
 import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
-
-# imagent enforces its own, configurable limit from the header (`max_pixels`);
-# Pillow's global one would refuse 90-180 MP images the user allowed and would
-# surface its own warning/exception types instead of ours.
-Image.MAX_IMAGE_PIXELS = None
 
 DEFAULT_MAX_PIXELS = 100_000_000
 FORMATS = ("PNG", "JPEG", "WEBP", "TIFF", "BMP")
@@ -58,6 +55,47 @@ _DEEP_FORMATS = {"PNG", "TIFF"}
 _ORIENTATION = 0x0112
 # IFD0 tags worth keeping from a TIFF: the rest describe the TIFF's own strips.
 _TIFF_EXIF_TAGS = {0x010E, 0x010F, 0x0110, 0x0112, 0x0131, 0x0132, 0x013B, 0x8298, 0x8769, 0x8825}
+
+
+# ------------------------------------------------------------------ the pixel limit
+# One limit for every decoder in the process (ImageMagick's resource policy): imagent's
+# own header check, Pillow's decompression-bomb guard (its over-the-limit warning is made
+# an error, so Pillow refuses at the limit, not at twice it) and OpenCV's, which reads
+# OPENCV_IO_MAX_IMAGE_PIXELS once, when cv2 is imported (batch workers get it in their
+# environment; OpenCV decodes only after the header check anyway). The setting is `max_pixels`
+# (--max-pixels, IMAGENT_MAX_PIXELS); the agent layer calls `set_pixel_limit` with it.
+_limit_lock = threading.Lock()
+_FIX = "pass --max-pixels or set IMAGENT_MAX_PIXELS to raise it"
+
+
+def set_pixel_limit(pixels: int) -> None:
+    """Make `pixels` the limit of every decoder in this process (Pillow, OpenCV, load_image's default)."""
+    if isinstance(pixels, bool) or not isinstance(pixels, int) or pixels < 1:
+        raise ValueError(f"the pixel limit must be a positive whole number, got {pixels!r}")
+    with _limit_lock:
+        Image.MAX_IMAGE_PIXELS = pixels
+        os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(pixels)
+    _arm_pillow()
+
+
+def pixel_limit() -> int:
+    """The process's pixel limit (`set_pixel_limit`; 100 MP unless changed)."""
+    return int(Image.MAX_IMAGE_PIXELS or DEFAULT_MAX_PIXELS)
+
+
+def _arm_pillow() -> None:
+    """Make Pillow's over-the-limit warning an error, so it refuses at the limit, not at twice it."""
+    # pytest and `warnings.catch_warnings` restore the filters they found: re-arm ours.
+    if not any(f[2] is Image.DecompressionBombWarning and f[0] == "error" for f in warnings.filters):
+        warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
+
+
+def _too_large(name: str, pixels: int, limit: int, size: tuple[int, int] | None = None) -> str:
+    dims = f"{size[0]:,} x {size[1]:,} = " if size else ""
+    return f"{name} is {dims}{_mp(pixels)} MP, over the {_mp(limit)} MP limit; {_FIX}"
+
+
+set_pixel_limit(DEFAULT_MAX_PIXELS)
 
 
 class ImageLoadError(Exception):
@@ -144,38 +182,45 @@ def _quantize(x: torch.Tensor, bit_depth: int) -> np.ndarray:
 # ------------------------------------------------------------------ loading
 
 
-def read_header(path: str | Path) -> tuple[str, int, int]:
-    """(format, width, height) of the upright image, read from the header without decoding."""
+def read_header(path: str | Path, *, max_pixels: int | None = None) -> tuple[str, int, int]:
+    """(format, width, height) of the upright image, read from the header without decoding.
+
+    Like load_image, it refuses an image over the pixel limit (default: the process's).
+    """
     name = str(path)
-    with _open_file(Path(path)) as fp, _load_errors(name), _open_image(fp, name) as im:
+    limit = pixel_limit() if max_pixels is None else max_pixels
+    _arm_pillow()
+    with _open_file(Path(path)) as fp, _load_errors(name), _open_image(fp, name, limit) as im:
         w, h = im.size
+        if w * h > limit:
+            raise ImageLoadError(_too_large(name, w * h, limit, (w, h)))
         orientation, _ = _read_exif(im, name)
         return _format(im), *((h, w) if orientation >= 5 else (w, h))
 
 
 def load_image(
-    path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS, device: str | torch.device = "cpu"
+    path: str | Path, *, max_pixels: int | None = None, device: str | torch.device = "cpu"
 ) -> LoadedImage:
     """Load an image file upright, in sRGB, as (1,3,H,W) float32 in [0,1].
 
     Raises ImageLoadError (and nothing else) for a missing, unsupported, damaged or
-    oversized file; the pixel limit is checked from the header before decoding.
+    oversized file; the pixel limit (default: the process's, `set_pixel_limit`) is
+    checked from the header before decoding.
     """
     path = Path(path)
     name = str(path)
+    max_pixels = pixel_limit() if max_pixels is None else max_pixels
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ImageLoadError(f"max_pixels must be a positive whole number, got {max_pixels!r}")
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
         raise ImageLoadError(f"unknown device {device!r}; use 'cpu' or 'cuda'") from None
-    with _open_file(path) as fp, _load_errors(name), _open_image(fp, name) as im:
+    _arm_pillow()
+    with _open_file(path) as fp, _load_errors(name), _open_image(fp, name, max_pixels) as im:
         w, h = im.size
         if w * h > max_pixels:
-            raise ImageLoadError(
-                f"{name} is {w:,} x {h:,} = {_mp(w * h)} MP, over the {_mp(max_pixels)} MP limit; "
-                "pass --max-pixels to raise it"
-            )
+            raise ImageLoadError(_too_large(name, w * h, max_pixels, (w, h)))
         _warn_frames(im, name)
         if _is_deep_rgb(im):
             color, alpha, depth = _decode_deep(fp, name, w, h)
@@ -225,13 +270,34 @@ def _load_errors(name: str) -> Iterator[None]:
         ) from exc
 
 
-def _open_image(fp: IO[bytes], name: str) -> Image.Image:
+def _open_image(fp: IO[bytes], name: str, limit: int) -> Image.Image:
     """Pillow restricted to the five formats, so no other plugin parses untrusted bytes."""
     try:
         return Image.open(fp, formats=FORMATS)
     except UnidentifiedImageError:
         fp.seek(0)
         raise ImageLoadError(_refusal(name, fp.read(2048))) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        im = _open_unguarded(fp)
+        if im is not None and im.size[0] * im.size[1] <= limit:
+            return im  # this call allows more than the process limit (the session store's own files)
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = im.size[0] * im.size[1] if im else int(found.group(1)) if found else limit + 1
+        raise ImageLoadError(_too_large(name, pixels, limit, im.size if im else None)) from None
+
+
+def _open_unguarded(fp: IO[bytes]) -> Image.Image | None:
+    """The file Pillow's guard refused, opened by its plugin directly (the header only, nothing
+    decoded), to tell its size or honour a larger per-call limit; None when that fails."""
+    with suppress(Exception):
+        fp.seek(0)
+        head = fp.read(16)
+        for fmt in FORMATS:
+            factory, accept = Image.OPEN[fmt]
+            if accept is None or accept(head):
+                fp.seek(0)
+                return factory(fp, "")
+    return None
 
 
 _OURS = [(b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\x00", "TIFF"),
@@ -310,6 +376,11 @@ def _decode_deep(fp: IO[bytes], name: str, w: int, h: int) -> tuple[np.ndarray, 
     cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # our error says it once
     try:
         a = cv2.imdecode(np.frombuffer(fp.read(), np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:
+        if "CV_IO_MAX_IMAGE_PIXELS" not in str(exc):
+            raise
+        limit = int(os.environ.get("OPENCV_IO_MAX_IMAGE_PIXELS") or 1 << 30)
+        raise ImageLoadError(_too_large(name, w * h, limit, (w, h))) from None
     finally:
         cv2.utils.logging.setLogLevel(level)
     if a is None or a.shape[:2] != (h, w) or a.dtype not in (np.uint8, np.uint16):

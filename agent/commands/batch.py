@@ -25,16 +25,39 @@ def batch_cmd(
     max_steps: Annotated[int, typer.Option(help="Most edits per photo.")] = 8,
     preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: Annotated[int | None, typer.Option(
+        help="Refuse images larger than this many pixels, in every decoder [default: IMAGENT_MAX_PIXELS or 100000000].")] = None,
+    max_photo_seconds: Annotated[float | None, typer.Option(
+        help="Stop a photo still running after this many seconds; it fails alone (0 = no cap) "
+             "[default: IMAGENT_MAX_PHOTO_SECONDS or 600].")] = None,
+    max_photo_memory: Annotated[str | None, typer.Option(
+        help="Memory one photo may use, like 4G or 512M; a photo over it fails alone (0 = no cap) "
+             "[default: IMAGENT_MAX_PHOTO_MEMORY or 4G].")] = None,
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Skip photos that summary.csv in the output folder lists as done (output present).")] = False,
 ) -> None:
-    """Edit every photo in a folder toward one goal; one bad file fails alone."""
-    from agent.batch import run_batch
+    """Edit every photo in a folder toward one goal; one bad file fails alone.
+
+    With a time or memory cap, photos are edited in worker processes (--workers of them);
+    a photo over a cap is stopped and fails alone, with its reason and peak memory in
+    summary.csv, which gets a row as each photo finishes.
+
+    Exit status: the worst photo's. 0 every goal met; 1 a photo failed (a bug or an
+    environment problem); 2 a photo unreadable, over the pixel limit or over a cap (its row
+    says the fix); 3 edited but a goal not met; 4 nothing understood / nothing to do.
+    """
+    from agent.batch import exit_status, run_batch
     from agent.settings import load_settings
 
-    load_settings(model=model, critic=critic, max_cost_usd=max_cost)  # a bad setting fails once, not per photo
+    # a bad setting fails once, not per photo
+    cfg = load_settings(model=model, critic=critic, max_cost_usd=max_cost, max_pixels=max_pixels,
+                        max_photo_seconds=max_photo_seconds, max_photo_memory=max_photo_memory)
+    from tools.io import set_pixel_limit
+
+    set_pixel_limit(cfg.max_pixels)
     rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
-                     preview=preview, base_url=base_url, max_pixels=max_pixels, console=console,
-                     critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address)
-    failed = [r for r in rows if r["status"] != "ok"]
-    if failed and len(failed) == len(rows):
-        raise typer.Exit(1)
+                     preview=preview, base_url=base_url, max_pixels=cfg.max_pixels, console=console,
+                     critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address, resume=resume,
+                     max_photo_seconds=cfg.max_photo_seconds if engine == "local" else None,
+                     max_photo_memory=cfg.max_photo_memory if engine == "local" else None)
+    raise typer.Exit(exit_status(rows))

@@ -175,26 +175,29 @@ def test_decompression_bomb_refused_from_header_fast(tmp_path):
         load_image(path)
     assert time.perf_counter() - t < 1.0
     assert str(err.value) == (f"{path} is 100,000 x 100,000 = 10,000 MP, over the 100 MP limit; "
-                              "pass --max-pixels to raise it")
-    assert read_header(path) == ("PNG", 100_000, 100_000)  # the header alone, nothing decoded
+                              "pass --max-pixels or set IMAGENT_MAX_PIXELS to raise it")
+    with pytest.raises(ImageLoadError, match="10,000 MP, over the 100 MP limit"):
+        read_header(path)  # Pillow's guard refuses it at open, before any pixel is decoded
+    assert read_header(path, max_pixels=10**10) == ("PNG", 100_000, 100_000)
     assert DEFAULT_MAX_PIXELS == 100_000_000
 
 
 def test_max_pixels_is_configurable(tmp_path):
     path = write(tmp_path / "a.png", pil_bytes(rgb8(), "PNG"))  # 64 x 48 = 3,072 px
     assert load_image(path, max_pixels=3072).size == (64, 48)
-    with pytest.raises(ImageLoadError, match=r"64 x 48 = 0.00307 MP, over the 0.003 MP limit"):
+    with pytest.raises(ImageLoadError, match=r"64 x 48 = 0.00307 MP, over the 0.003 MP limit; pass --max-pixels"):
         load_image(path, max_pixels=3000)
 
 
 def test_pillow_bomb_types_never_escape(tmp_path, monkeypatch):
-    assert Image.MAX_IMAGE_PIXELS is None  # imagent's own limit replaces Pillow's
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # someone re-armed Pillow's check
-    path = write(tmp_path / "a.png", pil_bytes(rgb8(), "PNG"))
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        with pytest.raises(ImageLoadError, match="a.png"):
-            load_image(path)
+    assert Image.MAX_IMAGE_PIXELS == DEFAULT_MAX_PIXELS  # Pillow's guard is on, at imagent's limit
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # someone lowered Pillow's own check
+    path = write(tmp_path / "a.png", pil_bytes(rgb8(), "PNG"))  # 3,072 px: over 1000, under 2 x 1000
+    for mode in ("error", "default"):
+        with warnings.catch_warnings():
+            warnings.simplefilter(mode)
+            with pytest.raises(ImageLoadError, match="a.png is 64 x 48 = 0.00307 MP, over the 0.001 MP limit"):
+                load_image(path, max_pixels=1000)
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
