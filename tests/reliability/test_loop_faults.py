@@ -321,3 +321,19 @@ def test_tool_calls_without_an_id_through_the_openai_client(server: Any, tmp_pat
     model = ChatOpenAI(model="test-model", base_url=server.url, api_key="not-needed", max_retries=0, timeout=5)
     session, _, res = _run(underexpose(sample("astronaut", (96, 72)), 1.5), [], model_override=model)
     assert res.stop_reason.startswith("all targets met") and res.best.id != "v0"
+
+
+def test_the_op_timeout_and_invalid_call_budget_are_settings(monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    import inspect
+
+    from agent.settings import Settings, load_settings
+
+    monkeypatch.chdir(tmp_path)
+    defaults = inspect.signature(run_loop).parameters
+    assert defaults["op_timeout"].default == Settings.model_fields["op_timeout"].default > 0
+    assert defaults["max_invalid_calls"].default == Settings.model_fields["max_invalid_calls"].default > 0
+    monkeypatch.setenv("IMAGENT_OP_TIMEOUT", "2.5")
+    monkeypatch.setenv("IMAGENT_MAX_INVALID_CALLS", "3")
+    cfg = load_settings()
+    assert (cfg.op_timeout, cfg.max_invalid_calls) == (2.5, 3)
