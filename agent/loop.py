@@ -377,12 +377,12 @@ def run_loop(
                 mask = region
             head = session.head
             cand = run_op(name, lambda: session.try_step(name, args, mask))
-            counters["steps"] += 1
             try:
                 s = score(cand)
             except Exception as exc:  # what the op made cannot be measured (wrong dtype, ...): the op's fault
                 raise ExecutionFailed(f"{name} made an image that cannot be measured ({type(exc).__name__}: "
                                       f"{str(exc)[:160]}); use another tool", tool=name, cause="error") from exc
+            counters["steps"] += 1
         except ToolError as exc:
             return fail(BadArguments(str(exc), tool=name, fields=exc.fields), name, args, mask, t1)
         except StepError as err:

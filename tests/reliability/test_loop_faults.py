@@ -337,3 +337,15 @@ def test_the_op_timeout_and_invalid_call_budget_are_settings(monkeypatch: pytest
     monkeypatch.setenv("IMAGENT_MAX_INVALID_CALLS", "3")
     cfg = load_settings()
     assert (cfg.op_timeout, cfg.max_invalid_calls) == (2.5, 3)
+
+
+@pytest.mark.parametrize("made", ["none", "uint8"])
+def test_an_op_returning_something_unusable_costs_one_step(dark: torch.Tensor, fake_op: Any, made: str) -> None:
+    def odd(image: torch.Tensor, p: FaultyParams) -> Any:
+        return None if made == "none" else (image * 255).to(torch.uint8)
+
+    fake_op(odd)
+    session, model, res = _run(dark, [say(call("faulty")), say(call("exposure", stops=1.5)), say()], max_steps=2)
+    first = _errors(res)[0]
+    assert (first.error, first.cause) == ("execution_failed", "error")
+    assert res.stop_reason.startswith("all targets met"), res.stop_reason
