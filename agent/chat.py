@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from agent.errors import UserError
-from agent.sessions import SessionError, SessionStore, is_session, session_root
+from agent.sessions import CheckpointRefused, SessionError, SessionStore, is_session, session_root
 from agent.state import EditSession, Version
 
 HELP = """Say what you want ("brighter", "a bit more", "less than that", "like before but warmer",
@@ -42,7 +42,8 @@ HELP = """Say what you want ("brighter", "a bit more", "less than that", "like b
   /versions               every version: parent, the step that made it, measurements (* = current)
   /checkout N             make version N current (the next request branches from it)
   /compare [N]            side-by-side preview of version N (default: the original) and the current one
-  /save PATH              render the current version at full resolution and write it
+  /save PATH              render the current version at full resolution and write it (asks before
+                          replacing a file; never over the photo the session started from)
   /recipe                 the current version's recipe (JSON, replayable with `imagent apply`)
   /masks                  named masks;  /mask NAME PATH  adds one from a grayscale image (white = edit)
   /model [NAME]           the planner in use; give a name to switch (offline, openai:gpt-4o-mini, ...)
@@ -114,9 +115,10 @@ class Session:
 
     def __init__(self, store: SessionStore, *, model: str | Any = "offline", base_url: str | None = None,
                  lock: float = 0.80, max_steps: int = 8, max_seconds: float = 120.0,
-                 max_model_calls: int = 24, on_event: Any = None) -> None:
+                 max_model_calls: int = 24, on_event: Any = None, ask: Any = None) -> None:
         self.store = store
         self.base_url, self.lock, self.on_event = base_url, lock, on_event
+        self.ask = ask  # ask(question) -> bool: a person's yes; None (not a terminal) answers no
         self.budget = dict(max_steps=max_steps, max_seconds=max_seconds, max_model_calls=max_model_calls)
         self._planner: Any = None if isinstance(model, str) else model
         self.model_name = model if isinstance(model, str) else type(model).__name__
@@ -135,7 +137,8 @@ class Session:
 
         A new session goes to `session` (a new or empty folder), else to a fresh folder under
         `root` (default $IMAGENT_HOME/sessions). `options`: model, base_url, lock, max_steps,
-        max_seconds, max_model_calls, on_event.
+        max_seconds, max_model_calls, on_event, ask (a yes/no prompt; without one, existing files
+        are never replaced).
         """
         if isinstance(source, (str, Path)) and Path(source).is_dir():
             if session is not None:
@@ -175,6 +178,9 @@ class Session:
         if auto:  # a turn a crash cut off continues from its checkpoint; failing that, the chat still opens
             try:
                 s.resumed = s.resume_interrupted()
+            except CheckpointRefused:  # a tampered folder: fail closed, open nothing
+                s.close()
+                raise
             except Exception as exc:
                 s.resumed = Reply(f"could not resume the interrupted request: {type(exc).__name__}: {exc}",
                                   kind="error", version=s.head)
@@ -409,6 +415,9 @@ class Session:
         try:
             result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=self.on_event,
                               checkpointer=saver, thread_id=thread)
+        except CheckpointRefused:
+            store.interrupt_turn(turn)  # nothing ran: the turn stays as the crash left it
+            raise
         except Exception as exc:
             store.end_turn(turn, result=store.head, reply=f"failed: {type(exc).__name__}: {exc}", status="failed")
             raise
@@ -501,8 +510,7 @@ class Session:
             elif name == "save":
                 if not arg:
                     raise UserError("/save needs a path: /save edited.jpg")
-                path = self.save(arg)
-                reply = Reply(f"wrote {path} ({self.head} at full resolution)", kind="command", path=path)
+                reply = self._save_reply(Path(arg).expanduser())
             elif name == "mask":
                 mname, _, mpath = arg.partition(" ")
                 if not mname or not mpath.strip():
@@ -566,34 +574,75 @@ class Session:
 
     def save(self, path: str | Path, *, version: int | str | None = None, quality: int = 95,
              overwrite: bool = False) -> Path:
-        """Render a version (default the current) at full resolution and write it atomically;
-        never over the session's source photo unless overwrite=True."""
+        """Render a version (default the current) at full resolution and write it atomically.
+
+        An existing file is replaced only with overwrite=True; the session's source photo never."""
         from tools.io import save_image
 
         path = Path(path)
+        if self._target_exists(path) and not overwrite:
+            raise UserError(f"{path} exists; save under another name, or pass overwrite=True to replace it")
         deep = path.suffix.lower() in (".png", ".tif", ".tiff")
         alpha = self.store.alpha()
+        # overwrite=False: save_image then only guards the source, which stays refused whatever was asked
         return save_image(self.render(version), path, alpha=alpha, quality=quality,
                           bit_depth=int(self.store.meta("bit_depth", 8)) if deep else 8,
-                          overwrite=overwrite, source=self.store.meta("source"))
+                          overwrite=False, source=self.store.meta("source"))
 
-    def export(self, dest: str | Path) -> list[Path]:
-        """Write the current image, its recipe (with its masks) and a contact sheet of versions."""
+    def _target_exists(self, path: Path, image: bool = True) -> bool:
+        """Whether `path` exists; the session's source photo is refused outright, and an image path
+        is checked (folder, extension) before anyone is asked about it."""
+        from tools.io import check_output_path
+
+        source = self.store.meta("source")
+        if image:
+            check_output_path(path, source=source)
+        elif source and path.exists() and Path(source).exists() and path.samefile(source):
+            raise UserError(f"refusing to overwrite the original {source} with {path}; export somewhere else")
+        return path.exists()
+
+    def _save_reply(self, path: Path) -> Reply:
+        """/save: an existing file is replaced only after a person says yes."""
+        if self._target_exists(path):
+            question = f"{path} exists; overwrite? [y/N]"
+            if self.ask is None or not self.ask(question):
+                why = "" if self.ask is not None else " (no terminal to ask: the answer is no)"
+                return Reply(f"{question} no{why}: {path} is unchanged; /save to another path",
+                             kind="error", version=self.head)
+        path = self.save(path, overwrite=True)
+        return Reply(f"wrote {path} ({self.head} at full resolution)", kind="command", path=path)
+
+    def export(self, dest: str | Path, *, overwrite: bool = False) -> list[Path]:
+        """Write the current image, its recipe (with its masks) and a contact sheet of versions.
+
+        Files already in `dest` are replaced only with overwrite=True (all are checked first, so a
+        refused export writes nothing); the session's source photo never."""
         from tools.io import atomic_write_bytes, save_image
 
         dest = Path(dest)
-        dest.mkdir(parents=True, exist_ok=True)
         stem = Path(self.store.meta("source") or "image").stem
-        written = [self.save(dest / f"{stem}-{self.head}.png", overwrite=True)]
         rec = self.recipe()
-        used = {s.mask for s in rec.steps if s.mask}
         masks = self.store.masks()
-        for name in sorted(used):
-            p = save_image(masks[name].expand(-1, 3, -1, -1), dest / f"mask-{name}.png", bit_depth=16)
+        used = sorted({s.mask for s in rec.steps if s.mask})
+        for name in used:
+            if name not in masks or not re.fullmatch(r"[\w-]+", name):
+                raise SessionError(f"session {self.folder}: the recipe names a mask {name!r} the session does not "
+                                   "hold; the database may be tampered with, so nothing was exported")
+        image, recipe_path = dest / f"{stem}-{self.head}.png", dest / f"{stem}-{self.head}.recipe.json"
+        targets = [image, *(dest / f"mask-{n}.png" for n in used), recipe_path, dest / "contact-sheet.png"]
+        exist = [p.name for p in targets if dest.is_dir() and self._target_exists(p, p != recipe_path)]
+        if exist and not overwrite:
+            raise UserError(f"{dest} already holds {', '.join(exist)}; pass --overwrite to replace "
+                            f"{'it' if len(exist) == 1 else 'them'}, or export to another folder")
+        dest.mkdir(parents=True, exist_ok=True)
+        written = [self.save(image, overwrite=True)]
+        for name in used:
+            p = save_image(masks[name].expand(-1, 3, -1, -1), dest / f"mask-{name}.png", bit_depth=16,
+                           source=self.store.meta("source"))
             rec.masks[name] = {"path": p.name}
             written.append(p)
-        written.append(atomic_write_bytes(dest / f"{stem}-{self.head}.recipe.json", rec.to_json().encode()))
-        written.append(save_image(self.contact_sheet(), dest / "contact-sheet.png"))
+        written.append(atomic_write_bytes(recipe_path, rec.to_json().encode()))
+        written.append(save_image(self.contact_sheet(), dest / "contact-sheet.png", source=self.store.meta("source")))
         return written
 
     def contact_sheet(self, thumb: int = 192, columns: int = 6) -> torch.Tensor:

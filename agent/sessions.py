@@ -16,6 +16,12 @@ version it already committed instead of adding a twin.
 
 Images are lossless PNG: the original at its source's bit depth (8 or 16), previews and masks
 at 16 bits. The original is written once and never changed; versions are immutable nodes.
+
+A session folder is untrusted input (it can be copied, shared, edited): nothing in it may make
+imagent touch a file outside it or run code. The lock is opened without following links; a
+symbolic link anywhere among the session's own files refuses the open; every image path is a
+64-hex hash confined to images/ after realpath; the rows are checked on open (hashes, parents,
+head); and the checkpoints are read by `StrictSerializer`, which refuses any type it does not know.
 """
 
 from __future__ import annotations
@@ -23,7 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import signal
 import sqlite3
+import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -39,6 +48,12 @@ FORMAT = 1
 DB_NAME, LOCK_NAME, IMAGES = "session.db", "session.lock", "images"
 CHECKPOINTS = "checkpoints.sqlite"  # LangGraph's SqliteSaver: the agent's state per turn (thread id = turn id)
 MAX_PIXELS = 1_000_000_000  # our own files: the user's limit was applied when the source was read
+PREVIEWS = "previews"
+# Names a session folder holds; none of them may be a symbolic link (it would lead a write outside).
+OWN_NAMES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, IMAGES, PREVIEWS,
+             CHECKPOINTS, f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", f"{CHECKPOINTS}-journal")
+_HASH = re.compile(r"[0-9a-f]{64}")
+KILL_ENV = "IMAGENT_TEST_KILL_AT"  # tests only: "POINT:N" SIGKILLs this process the Nth time POINT is reached
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,6 +83,10 @@ class SessionInUse(SessionError):
 
 class SessionDamaged(SessionError):
     """The database cannot be read; the images are left untouched."""
+
+
+class CheckpointRefused(SessionError):
+    """checkpoints.sqlite holds an object imagent does not load: nothing was reconstructed or run."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +177,7 @@ class SessionStore:
             (folder / IMAGES).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SessionError(f"cannot create the session folder {folder}: {exc.strerror}") from None
+        _check_folder(folder)
         lock_fd = _lock(folder)
         try:
             db = _connect(folder / DB_NAME)
@@ -188,6 +208,7 @@ class SessionStore:
         if not is_session(folder):
             raise SessionError(f"{folder} is not an imagent session (no {DB_NAME}); "
                                "start one with `imagent chat IMAGE --session DIR`")
+        _check_folder(folder)
         lock_fd = _lock(folder)
         try:
             db = _connect(folder / DB_NAME, check=True)
@@ -198,6 +219,7 @@ class SessionStore:
             if int(store.meta("format")) > FORMAT:
                 raise SessionError(f"session {folder} was written by a newer imagent "
                                    f"(format {store.meta('format')}); upgrade imagent")
+            store._check_rows()
             store.recovered = store._recover()
             return store
         except sqlite3.DatabaseError as exc:
@@ -217,7 +239,7 @@ class SessionStore:
             except sqlite3.DatabaseError as exc:
                 raise SessionDamaged(f"session {self.folder}: {CHECKPOINTS} is damaged ({exc}); delete it to "
                                      "open the session without resuming interrupted turns") from None
-            self._saver = SqliteSaver(conn)
+            self._saver = SqliteSaver(conn, serde=StrictSerializer(self.folder))
         return self._saver
 
     def close(self) -> None:
@@ -237,6 +259,29 @@ class SessionStore:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+    def _check_rows(self) -> None:
+        """Refuse rows that could lead a read outside the folder or to a version that is not there."""
+        bad = [h for h in self.referenced_hashes() if not isinstance(h, str) or not _HASH.fullmatch(h)]
+        orphans = self.db.execute("SELECT id FROM versions WHERE parent IS NOT NULL AND parent NOT IN "
+                                  "(SELECT id FROM versions)").fetchall()
+        head = self.meta("head", 0)
+        redo = self.meta("redo", [])
+        ids = {int(r[0]) for r in self.db.execute("SELECT id FROM versions")}
+        missing = [v for v in [head, *(redo if isinstance(redo, list) else [redo])]
+                   if not isinstance(v, int) or v not in ids]
+        if bad or orphans or missing:
+            what = (f"image name {bad[0]!r} is not a SHA-256 hash" if bad else
+                    f"version v{orphans[0][0]} has a parent that does not exist" if orphans else
+                    f"the current version {missing[0]!r} does not exist")
+            raise SessionDamaged(f"session {self.folder}: {DB_NAME} is inconsistent ({what}); it may have been "
+                                 f"edited by hand or tampered with, so imagent reads nothing it names. The images in "
+                                 f"{self.images} are untouched")
+
+    def interrupt_turn(self, turn: int) -> None:
+        """Mark a turn interrupted again (its resume was refused before anything ran)."""
+        with self.db:
+            self.db.execute("UPDATE turns SET status = 'interrupted', ended = ? WHERE id = ?", (time.time(), turn))
 
     def _recover(self) -> dict[str, int]:
         """Remove temporary files and unreferenced images a crash left; mark cut-off turns."""
@@ -276,7 +321,17 @@ class SessionStore:
     # -- images ----------------------------------------------------------------------------
 
     def image_path(self, h: str) -> Path:
-        return self.images / f"{h}.png"
+        """images/<h>.png, where h must be a SHA-256 hex digest and the path must stay inside images/."""
+        if not isinstance(h, str) or not _HASH.fullmatch(h):
+            raise SessionDamaged(f"session {self.folder}: {DB_NAME} names an image {h!r} that is not a SHA-256 "
+                                 "hash; the database may be tampered with, so imagent does not read it")
+        path = self.images / f"{h}.png"
+        images = os.path.realpath(self.images)
+        if images != os.path.join(os.path.realpath(self.folder), IMAGES) or \
+                os.path.dirname(os.path.realpath(path)) != images:
+            raise SessionError(f"session {self.folder}: {path} leads outside the session folder (a symbolic "
+                               "link); imagent refuses to read or write through it")
+        return path
 
     def put_image(self, image: torch.Tensor, *, bit_depth: int = 16) -> str:
         """Store an image (atomically, once per content); returns its hash."""
@@ -287,6 +342,7 @@ class SessionStore:
         path = self.image_path(h)
         if not (path.is_file() and _file_hash(path) == h):
             path.unlink(missing_ok=True)  # a damaged copy is replaced, never trusted
+            _crash_point("write", path, data)
             atomic_write_bytes(path, data)
             with suppress(OSError):
                 os.chmod(path, 0o444)
@@ -323,6 +379,8 @@ class SessionStore:
         known = self.db.execute("SELECT id FROM versions WHERE parent = ? AND recipe = ?",
                                 (parent, recipe_json)).fetchone()
         h = self.put_image(image) if known is None else ""
+        if h:
+            _crash_point("image")  # the image is durable, its row not yet committed
         with self.db:
             row = self.db.execute("SELECT id FROM versions WHERE parent = ? AND recipe = ?",
                                   (parent, recipe_json)).fetchone()
@@ -339,6 +397,7 @@ class SessionStore:
         assert v is not None
         for fn in self.on_commit:
             fn(v)
+        _crash_point("commit")
         return v
 
     def call_version(self, turn: int, call_id: str) -> int | None:
@@ -436,7 +495,11 @@ class SessionStore:
         """Problems found: every referenced image must exist with the hash it is named by."""
         problems = []
         for h in sorted(self.referenced_hashes()):
-            path = self.image_path(h)
+            try:
+                path = self.image_path(h)
+            except SessionError as exc:
+                problems.append(str(exc))
+                continue
             if not path.is_file():
                 problems.append(f"missing image {path.name}")
             elif _file_hash(path) != h:
@@ -513,11 +576,113 @@ def _discard(path: Path, folder: Path) -> None:
         (folder / name).unlink(missing_ok=True)
 
 
+def _check_folder(folder: Path) -> None:
+    """Refuse a session folder whose own files are links or special files (each could lead a
+    write, a delete or a read outside the folder)."""
+    for name in OWN_NAMES:
+        p = folder / name
+        if p.is_symlink():
+            raise SessionError(f"session {folder}: {name} is a symbolic link (to {os.readlink(p)}); a session "
+                               "folder holds only its own files, so imagent refuses to open it. Replace the "
+                               "link with the real file or folder")
+    images = folder / IMAGES
+    if images.is_dir():
+        with os.scandir(images) as it:
+            for e in it:
+                if e.is_symlink() or not e.is_file(follow_symlinks=False):
+                    raise SessionError(f"session {folder}: {IMAGES}/{e.name} is not a plain file (a link or a "
+                                       "folder); imagent refuses to open a session that could lead outside it. "
+                                       "Remove it and open the session again")
+
+
+def _crash_point(point: str, path: Path | None = None, data: bytes | None = None) -> None:
+    """Tests only: with IMAGENT_TEST_KILL_AT=POINT:N, SIGKILL this process the Nth time POINT is
+    reached, so a crash test interrupts the same steps on any machine. Points: `write` (an image
+    half written to its temporary file, as a kill inside the write leaves it), `image` (an image
+    stored, its version row not committed), `commit` (a version committed and announced)."""
+    spec = os.environ.get(KILL_ENV)
+    if not spec or spec.partition(":")[0] != point:
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] != int(spec.partition(":")[2] or 1):
+        return
+    if path is not None and data is not None:
+        fd = os.open(path.with_name(f".{path.name}.killed.tmp"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, data[: len(data) // 2])
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+_reached: dict[str, int] = {}
+
+
+def _refused_type(data: bytes) -> str | None:
+    """The first object in a msgpack checkpoint that imagent does not load, without building any.
+
+    LangGraph stores an object as an extension holding (module, name, args): loading imports
+    `module.name` and calls it, so a checkpoint edited by someone else can run any function.
+    Only LangGraph's own list of plain data types (messages, datetime, uuid, ...) passes."""
+    import ormsgpack
+    from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
+
+    refused: list[str] = []
+
+    def look(code: int, payload: bytes) -> None:
+        inner = ormsgpack.unpackb(payload, ext_hook=look, option=ormsgpack.OPT_NON_STR_KEYS)
+        if code == 7:  # LangGraph's delta snapshot: a plain wrapper, its contents were just checked
+            return None
+        ok = isinstance(inner, (list, tuple)) and len(inner) >= 3 and all(isinstance(x, str) for x in inner[:2])
+        key = tuple(inner[:2]) if ok else ()
+        if code == 3 and ok and len(inner) >= 4 and (*key, inner[3]) in SAFE_MSGPACK_METHODS:
+            return None
+        if code in (0, 1, 2, 4, 5) and key in SAFE_MSGPACK_TYPES:
+            return None
+        refused.append(".".join(key) if key else f"msgpack extension {code}")
+        return None
+
+    try:
+        ormsgpack.unpackb(data, ext_hook=look, option=ormsgpack.OPT_NON_STR_KEYS)
+    except Exception as exc:
+        return f"unreadable data ({type(exc).__name__})"
+    return refused[0] if refused else None
+
+
+def StrictSerializer(folder: Path) -> Any:  # noqa: N802 - a class made on first use (langgraph loads lazily)
+    """LangGraph's serializer that refuses, as one CheckpointRefused, any checkpoint holding a type
+    it does not know (see `_refused_type`); loading then goes through LangGraph's strict allowlist."""
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    class _Strict(JsonPlusSerializer):
+        def loads_typed(self, data: tuple[str, bytes]) -> Any:
+            kind, blob = data
+            bad = None
+            if kind == "msgpack":
+                bad = _refused_type(blob)
+            elif kind not in ("null", "bytes", "bytearray"):
+                bad = f"'{kind}' data"
+            if bad is not None:
+                raise CheckpointRefused(
+                    f"session {folder}: checkpoint holds an object of type {bad} that imagent does not load; "
+                    "the session folder may be tampered with. Nothing was run and its images and versions are "
+                    f"untouched; delete {folder / CHECKPOINTS} to open it without resuming the interrupted request")
+            return super().loads_typed(data)
+
+    return _Strict(allowed_msgpack_modules=None, allowed_json_modules=None)
+
+
 def _lock(folder: Path) -> int:
     import fcntl
 
     path = folder / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: the pid written below would overwrite whatever it points to
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise SessionError(f"session {folder}: cannot open {LOCK_NAME} ({exc.strerror}); if it is a symbolic "
+                           "link, remove it: a session folder holds only its own files") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.close(fd)
+        raise SessionError(f"session {folder}: {LOCK_NAME} is not the session's own file (a special file or a "
+                           "hard link to another file); remove it and open the session again")
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

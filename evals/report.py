@@ -12,6 +12,7 @@ import base64
 import html
 import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,30 @@ def thumbnail_uri(path: Path) -> str:
         img = cv2.resize(img, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 88])
     return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+class OutsideRun(ValueError):
+    """An image path in results.jsonl that leads outside the run folder."""
+
+
+def run_file(out_dir: Path, rel: str) -> Path:
+    """`rel` (a path from results.jsonl) inside the run folder after realpath; OutsideRun if not.
+
+    results.jsonl is data that can be edited or shared: an absolute path, `..` or a link must not
+    pull a file from elsewhere into a self-contained report."""
+    root = os.path.realpath(out_dir)
+    path = os.path.realpath(os.path.join(root, str(rel)))
+    if os.path.commonpath([root, path]) != root:
+        raise OutsideRun(f"{rel!r} is outside the run folder {out_dir}; results.jsonl may have been edited, "
+                         "so the image is not shown")
+    return Path(path)
+
+
+def _img(out_dir: Path, rel: str, alt: str) -> str:
+    try:
+        return f'<img alt="{html.escape(alt)}" src="{thumbnail_uri(run_file(out_dir, rel))}">'
+    except OutsideRun as exc:
+        return f"<div class=failed>{html.escape(str(exc))}</div>"
 
 
 def _fmt(v: Any, key: str = "") -> str:
@@ -118,7 +143,7 @@ def _case_rows(out_dir: Path, records: list[dict[str, Any]], systems: list[str])
                 if key == "input" and r.get("input_metrics"):
                     m = r["input_metrics"]
                     extra = f"PSNR {_fmt(m.get('psnr'), 'psnr')} dB · dE {_fmt(m.get('delta_e'))}"
-                cells.append(f'<td class=l><img alt="{key}" src="{thumbnail_uri(out_dir / rel)}">{extra}</td>')
+                cells.append(f"<td class=l>{_img(out_dir, rel, key)}{extra}</td>")
             else:
                 cells.append("<td class=na>no reference: judged by targets</td>")
         for s in systems:
@@ -145,7 +170,7 @@ def _case_rows(out_dir: Path, records: list[dict[str, Any]], systems: list[str])
                     trace += f"\n→ {e['stop_reason']}"
                 if e.get("note"):
                     trace += f"\n{e['note']}"
-                cells.append(f'<td class=l><img alt="{html.escape(s)} output" src="{thumbnail_uri(out_dir / e["image"])}">'
+                cells.append(f"<td class=l>{_img(out_dir, e['image'], f'{s} output')}"
                              f"{'<br>'.join(lines)}<div class=trace>{html.escape(trace.strip())}</div></td>")
         rows.append(f"<tr class=case>{''.join(cells)}</tr>")
     return (f"<table><tr><th class=l>case</th><th>input</th><th>reference</th>{cols}</tr>"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import app, console
@@ -42,7 +43,8 @@ def chat_cmd(
 
     if (image is None) == (resume is None):
         raise UserError("give a photo to start a session (imagent chat photo.jpg) or --resume SESSION, not both")
-    options: dict[str, Any] = {"base_url": base_url, "lock": lock, "max_steps": max_steps, "on_event": _print_step}
+    options: dict[str, Any] = {"base_url": base_url, "lock": lock, "max_steps": max_steps, "on_event": _print_step,
+                               "ask": _ask if sys.stdin.isatty() else None}  # piped: never replace a file
     if model is not None:
         options["model"] = model
     if resume is not None:
@@ -73,7 +75,7 @@ def _greet(s: Any, resumed: bool) -> None:
                       f"{rec['temporary']} temporary file(s) and {rec['unreferenced']} unfinished image(s) removed; "
                       f"every kept version is intact (now at {s.head}).")
     if s.resumed is not None:
-        console.print(f"[{'red' if s.resumed.kind == 'error' else 'green'}]imagent>[/] {s.resumed.text}",
+        console.print(f"[{'red' if s.resumed.kind == 'error' else 'green'}]imagent>[/] {escape(s.resumed.text)}",
                       highlight=False)
 
 
@@ -94,9 +96,18 @@ def _converse(s: Any) -> None:
             continue
         reply = s.say(line)
         colour = {"error": "red", "edit": "green"}.get(reply.kind, "white")
-        console.print(f"[{colour}]imagent>[/] {reply.text}", highlight=False)
+        console.print(f"[{colour}]imagent>[/] {escape(reply.text)}", highlight=False)  # text, not markup
         if reply.kind == "quit":
             break
+
+
+def _ask(question: str) -> bool:
+    """A yes/no question at the terminal; only "y" or "yes" is a yes."""
+    try:
+        answer = console.input(f"[yellow]imagent>[/] {escape(question)} ")
+    except (EOFError, KeyboardInterrupt):
+        return False
+    return answer.strip().lower() in ("y", "yes")
 
 
 def _print_step(e: Any) -> None:
@@ -140,6 +151,9 @@ def sessions_list(root: RootOpt = None) -> None:
     for col in ("name", "photo", "versions", "messages", "last change"):
         table.add_column(col)
     for p in found:
+        if (p / DB_NAME).is_symlink():  # never read a database outside the session folder
+            table.add_row(p.name, f"[red]refused: {DB_NAME} is a symbolic link[/]", "-", "-", "-")
+            continue
         try:  # read-only peek: works while a chat holds the session
             db = sqlite3.connect(f"file:{p / DB_NAME}?mode=ro", uri=True)
             src = db.execute("SELECT value FROM meta WHERE key='source'").fetchone()
@@ -172,13 +186,14 @@ def sessions_show(session: Annotated[str, typer.Argument(help="Session folder or
 def sessions_export(
     session: Annotated[str, typer.Argument(help="Session folder or name.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Folder to write into (created).")],
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace files an earlier export left there.")] = False,
     root: RootOpt = None,
 ) -> None:
     """Write the current image (full resolution), its recipe and a contact sheet of every version."""
     from agent.chat import Session
 
     with Session.resume(_find(session, root), resume_interrupted=False) as s:  # look, never edit
-        for p in s.export(output):
+        for p in s.export(output, overwrite=overwrite):
             console.print(f"wrote {p}")
 
 
