@@ -79,7 +79,7 @@ def run_batch(
     check_specs(model, options.get("critic"), options.get("base_url"))  # a bad one fails once, here
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    summary = Summary(out_dir / "summary.csv", resume=resume, out_dir=out_dir, keep=names)
+    summary = Summary(out_dir / "summary.csv", resume=resume, keep=names)
     todo = [p for p in files if p.name not in summary.done]
     if console is not None and resume:
         console.print(f"resume: {len(files) - len(todo)} photo(s) already done, {len(todo)} to edit")
@@ -90,12 +90,15 @@ def run_batch(
         raise UserError("per-photo caps run photos in worker processes, which need the model and critic "
                         "named by a string; pass max_photo_seconds=None and max_photo_memory=None")
     rows = list(summary.done.values())
+    pool = None
     if caps and engine == "local":
         pool = Pool(workers, goal, out_dir, model, options, max_photo_seconds, max_photo_memory)
+        pool.start(len(todo))  # the workers import torch while this process goes on
         stream: Iterator[dict[str, Any]] = pool.map(todo)
     else:
         stream = _in_process(todo, goal, out_dir, model, workers, engine, ray_address, options)
     try:
+        summary.open()
         with Progress(console=console, transient=False) as progress:
             task = progress.add_task(f"editing {len(todo)} photos", total=len(todo))
             for row in stream if todo else ():
@@ -104,6 +107,8 @@ def run_batch(
                 progress.advance(task)
     finally:
         summary.close()
+        if pool is not None:
+            pool.close()
     rows.sort(key=lambda r: r["file"])
     summary.rewrite(rows)
     if console is not None:
@@ -194,16 +199,21 @@ def _hook(path: Path) -> None:
 def _in_process(files: list[Path], goal: str, out_dir: Path, model: Any, workers: int, engine: str,
                 ray_address: str | None, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
     from evals.runner import make_engine
+    from tools.io import pixel_limit, set_pixel_limit
 
     def one(path: Path) -> dict[str, Any]:
         return edit_one(path, goal, out_dir, model, options)
 
+    before = pixel_limit()
+    if options.get("max_pixels"):  # Pillow and OpenCV follow the batch's limit in this process
+        set_pixel_limit(int(options["max_pixels"]))
     runner = make_engine(engine, workers, ray_address)
     try:
         yield from runner.map(one, [(p,) for p in files])
     finally:
         if hasattr(runner, "close"):
             runner.close()
+        set_pixel_limit(before)  # a library call must not change the process for later ones
 
 
 # ------------------------------------------------------------------ summary.csv
@@ -212,8 +222,9 @@ def _in_process(files: list[Path], goal: str, out_dir: Path, model: Any, workers
 class Summary:
     """summary.csv, appended one fsynced row at a time; on resume, the rows already done."""
 
-    def __init__(self, path: Path, *, resume: bool, out_dir: Path, keep: set[str]) -> None:
+    def __init__(self, path: Path, *, resume: bool, keep: set[str]) -> None:
         self.path = path
+        self.fd: int | None = None
         self.done: dict[str, dict[str, Any]] = {}
         if resume and path.is_file():
             text = path.read_text(encoding="utf-8", errors="replace")
@@ -224,8 +235,11 @@ class Summary:
                 if (r.get("file") in keep and r.get("status") == "ok" and (r.get("exit_status") or "").isdigit()
                         and out and Path(out).is_file()):
                     self.done[r["file"]] = {k: r.get(k, "") for k in CSV_FIELDS}
+
+    def open(self) -> None:
+        """Start the file afresh: the header and the rows already done, then appends."""
         self.rewrite(sorted(self.done.values(), key=lambda r: r["file"]))
-        self.fd: int | None = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
 
     def append(self, row: dict[str, Any]) -> None:
         assert self.fd is not None
@@ -280,6 +294,8 @@ class Pool:
                  seconds: float | None, memory: int | None) -> None:
         self.size = max(1, workers)
         self.seconds = seconds
+        self.live: list[_Worker] = []
+        self.idle: list[_Worker] = []
         self.config = {"goal": goal, "out_dir": str(out_dir), "model": model, "options": options, "memory": memory}
         self.env = dict(os.environ)
         # Fewer arenas: glibc reserves 64 MB of address space per thread arena, which RLIMIT_AS counts.
@@ -297,11 +313,24 @@ class Pool:
         w.send(self.config)
         return w
 
+    def start(self, photos: int) -> None:
+        """Spawn the workers for `photos` photos now, so their start overlaps this process's."""
+        while len(self.live) < min(self.size, photos):
+            w = self._spawn()
+            self.live.append(w)
+            self.idle.append(w)
+
+    def close(self) -> None:
+        for w in self.live:
+            w.close()
+        self.live, self.idle = [], []
+
     def map(self, files: list[Path]) -> Iterator[dict[str, Any]]:
         queue = deque(files)
         sel = selectors.DefaultSelector()
-        idle: list[_Worker] = []
-        live: list[_Worker] = []
+        idle, live = self.idle, self.live
+        for w in live:
+            sel.register(w.fd, selectors.EVENT_READ, w)
         try:
             while queue or any(w.job for w in live):
                 while queue and (idle or len(live) < self.size):
@@ -336,8 +365,7 @@ class Pool:
                     if w in idle:
                         idle.remove(w)
         finally:
-            for w in live:
-                w.close()
+            self.close()
             sel.close()
 
     def _lost(self, w: _Worker, why: str, status: str = "failed", peak: float | None = None) -> dict[str, Any]:

@@ -52,16 +52,9 @@ def batch_cmd(
     # a bad setting fails once, not per photo
     cfg = load_settings(model=model, critic=critic, max_cost_usd=max_cost, max_pixels=max_pixels,
                         max_photo_seconds=max_photo_seconds, max_photo_memory=max_photo_memory)
-    from tools.io import pixel_limit, set_pixel_limit
-
-    before = pixel_limit()
-    set_pixel_limit(cfg.max_pixels)  # Pillow and OpenCV follow it here too, not only in the workers
-    try:
-        rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
-                         preview=preview, base_url=base_url, max_pixels=cfg.max_pixels, console=console,
-                         critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address,
-                         resume=resume, max_photo_seconds=cfg.max_photo_seconds if engine == "local" else None,
-                         max_photo_memory=cfg.max_photo_memory if engine == "local" else None)
-    finally:
-        set_pixel_limit(before)  # the command runs in-process under tests and `agent.cli.main(argv)`
+    rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
+                     preview=preview, base_url=base_url, max_pixels=cfg.max_pixels, console=console,
+                     critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address, resume=resume,
+                     max_photo_seconds=cfg.max_photo_seconds if engine == "local" else None,
+                     max_photo_memory=cfg.max_photo_memory if engine == "local" else None)
     raise typer.Exit(exit_status(rows))
