@@ -196,7 +196,8 @@ def edit(
                        budget=budget, image_size=(int(full.shape[-1]), int(full.shape[-2])))
     _check_prices(g.budget, accountant, planner, judge)
     result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event,
-                      critic=judge, accountant=accountant, region="region" if region is not None else None)
+                      critic=judge, accountant=accountant, region="region" if region is not None else None,
+                      op_timeout=cfg.op_timeout, max_invalid_calls=cfg.max_invalid_calls)
     best = result.best
     return EditResult(
         image=session.render(best.id),

@@ -404,6 +404,7 @@ class Session:
 
     def _execute(self, turn: int, req: Request, goal: Any, resume: bool = False) -> Reply:
         from agent.loop import run_loop
+        from agent.settings import load_settings
 
         store = self.store
         session = self._turn_session(req.base, turn, resume=resume)
@@ -413,8 +414,10 @@ class Session:
         before = session.versions.get(f"v{req.base}", session.head)
         saver, thread = store.checkpointer(), f"turn-{turn}"
         try:
+            limits = load_settings()  # op timeout and invalid-call budget: IMAGENT_* or imagent.toml
             result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=self.on_event,
-                              checkpointer=saver, thread_id=thread)
+                              checkpointer=saver, thread_id=thread, op_timeout=limits.op_timeout,
+                              max_invalid_calls=limits.max_invalid_calls)
         except CheckpointRefused:
             store.interrupt_turn(turn)  # nothing ran: the turn stays as the crash left it
             raise

@@ -166,8 +166,12 @@ def edit_cmd(
         from tools.masks import mask_from_image
 
         region = mask_from_image(load_image(mask, max_pixels=max_pixels).image)
+    from rich.spinner import Spinner
+
     table = _steps_table()
-    with Live(table, console=console, refresh_per_second=8, transient=True) as live:
+    # a model may load first (the phrase embedder, a local LLM): something moves meanwhile
+    waiting = Spinner("dots", text="reading the goal, loading the models, measuring the photo ...")
+    with Live(waiting, console=console, refresh_per_second=8, transient=True) as live:
         def on_event(e: Any) -> None:
             _add_step_row(table, e)
             live.update(table)
