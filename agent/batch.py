@@ -303,8 +303,11 @@ class Pool:
         threads = max(1, (os.cpu_count() or 1) // self.size)
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
             self.env.setdefault(var, str(threads))
-        if options.get("max_pixels"):  # OpenCV reads it once, at its first decode
+        if options.get("max_pixels"):  # OpenCV reads it once, when cv2 is imported
             self.env["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(options["max_pixels"])
+        # the worker imports this very package, installed or not
+        root = str(Path(__file__).resolve().parents[1])
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (root, self.env.get("PYTHONPATH")) if p)
 
     def _spawn(self) -> _Worker:
         proc = subprocess.Popen([sys.executable, "-m", "agent.batch"], stdin=subprocess.PIPE,
