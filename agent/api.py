@@ -125,7 +125,7 @@ def edit(
     masks: dict[str, torch.Tensor] | None = None,
     base_url: str | None = None,
     vision: bool = False,
-    max_pixels: int = 100_000_000,
+    max_pixels: int | None = None,
     on_event: Any = None,
     critic: str | Any | None = None,
     max_cost_usd: float | None = None,
@@ -151,7 +151,7 @@ def edit(
     from agent.planners import make_planner
     from agent.settings import load_settings
     from tools.analysis import measure
-    from tools.io import LoadedImage, load_image
+    from tools.io import LoadedImage, load_image, pixel_limit
 
     cfg = settings or load_settings(model=model if isinstance(model, str) else None,
                                     critic=critic if isinstance(critic, str) else None, base_url=base_url,
@@ -164,6 +164,7 @@ def edit(
     judge = critic if critic is not None and not isinstance(critic, str) else \
         make_critic(cfg.critic, base_url=cfg.critic_base_url or cfg.base_url, **calls)
     accountant = Accountant(prices=dict(cfg.prices))
+    max_pixels = max_pixels or pixel_limit()
     source = None
     if isinstance(image, (str, Path)):
         source = load_image(image, max_pixels=max_pixels)

@@ -33,6 +33,22 @@ console = Console() if sys.stdout.isatty() else Console(width=150)
 err_console = Console(stderr=True, soft_wrap=True)  # one line, however long
 
 
+MaxPixelsOpt = Annotated[int | None, typer.Option(
+    help="Refuse images larger than this many pixels, in every decoder "
+         "[default: IMAGENT_MAX_PIXELS or 100000000].")]
+
+
+def pixel_policy(max_pixels: int | None) -> int:
+    """The pixel limit for this command (option > IMAGENT_MAX_PIXELS > imagent.toml), set
+    for every decoder in the process (Pillow, OpenCV, load_image)."""
+    from agent.settings import load_settings
+    from tools.io import set_pixel_limit
+
+    limit = load_settings(max_pixels=max_pixels).max_pixels
+    set_pixel_limit(limit)
+    return limit
+
+
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
     """Exit statuses: 0 goal met; 1 other error; 2 usage error or bad input; 3 written but the goal
@@ -71,13 +87,14 @@ def tools_cmd(
 @app.command("info")
 def info_cmd(
     image: Annotated[Path, typer.Argument(help="Photo to inspect.")],
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the stats as JSON.")] = False,
 ) -> None:
     """Size, mode, bit depth and the measured stats (exposure, contrast, cast, noise ...)."""
     from tools.analysis import measure
     from tools.io import load_image
 
+    max_pixels = pixel_policy(max_pixels)
     img = load_image(image, max_pixels=max_pixels)
     stats = measure(img.image)
     if as_json:
@@ -109,13 +126,14 @@ def apply_cmd(
     bit_depth: Annotated[int | None, typer.Option(help="8 or 16 (PNG/TIFF); default: the source's.")] = None,
     keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF (GPS included).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Replay a recipe on a photo (deterministic: same recipe, same pixels)."""
     from tools.io import load_image, save_image
     from tools.recipe import Recipe, apply_recipe
 
     check_outputs({"-o": output}, {"photo": image, "recipe": recipe}, overwrite=overwrite)
+    max_pixels = pixel_policy(max_pixels)
     rec = Recipe.load(recipe)
     masks = load_recipe_masks(rec, recipe.parent, max_pixels)
     src = load_image(image, max_pixels=max_pixels)
@@ -146,7 +164,7 @@ def edit_cmd(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (vLLM, llama.cpp, LM Studio).")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality 1-100.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Edit one photo toward a goal: plan, apply, score, iterate; write the best version.
 
@@ -160,6 +178,7 @@ def edit_cmd(
     check_outputs({"-o": output, "--recipe": recipe, "--trace": trace},
                   {"photo": image, "--reference": reference, "--mask": mask}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
+    max_pixels = pixel_policy(max_pixels)
     source = load_image(image, max_pixels=max_pixels)  # a bad input fails before any table is drawn
     region = None
     if mask is not None:

@@ -47,7 +47,6 @@ from agent.errors import UserError
 FORMAT = 1
 DB_NAME, LOCK_NAME, IMAGES = "session.db", "session.lock", "images"
 CHECKPOINTS = "checkpoints.sqlite"  # LangGraph's SqliteSaver: the agent's state per turn (thread id = turn id)
-MAX_PIXELS = 1_000_000_000  # our own files: the user's limit was applied when the source was read
 PREVIEWS = "previews"
 # Names a session folder holds; none of them may be a symbolic link (it would lead a write outside).
 OWN_NAMES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, IMAGES, PREVIEWS,
@@ -352,8 +351,8 @@ class SessionStore:
         from tools.io import ImageLoadError, load_image
 
         path = self.image_path(h)
-        try:
-            img = load_image(path, max_pixels=MAX_PIXELS).image
+        try:  # the process's one pixel limit (--max-pixels / IMAGENT_MAX_PIXELS), as for any photo
+            img = load_image(path).image
         except ImageLoadError as exc:
             raise SessionError(f"session {self.folder}: image {h[:12]}... is missing or damaged ({exc})") from None
         return img.mean(1, keepdim=True) if channels == 1 else img

@@ -78,11 +78,15 @@ def check_op(name: str, neutral: dict, active: dict, *, bad: dict | None = None,
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
     """Run `imagent ARGS` in-process as a user would: (exit code, stdout, stderr)."""
     from agent.cli import main
+    from tools.io import pixel_limit, set_pixel_limit
 
+    limit = pixel_limit()  # a command sets the process's limit, as its own process would
     try:
         main(args)
         code = 0
     except SystemExit as exc:
         code = int(exc.code or 0)
+    finally:
+        set_pixel_limit(limit)
     out = capsys.readouterr()
     return code, out.out, out.err

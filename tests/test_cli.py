@@ -108,7 +108,7 @@ def test_batch_finishes_the_rest_and_reports_a_corrupt_and_a_huge_file(tmp_path:
     # 80x60 = 4800 px is over 1000 too: give the good ones room and run again
     code, out, err = run_cli(["batch", str(src), "-g", "brighten it", "-o", str(dst), "--max-pixels", "5000"], capsys)
     rows = {r["file"]: r for r in csv.DictReader((dst / "summary.csv").open())}
-    assert code == 0
+    assert code == 2  # the worst photo decides: corrupt.jpg is unreadable
     assert rows["ok0.png"]["status"] == "ok" and rows["ok1.png"]["status"] == "ok"
     assert rows["corrupt.jpg"]["status"] == "unreadable" and rows["huge.png"]["status"] == "ok"
     assert (dst / "ok0.png").exists() and not (dst / "corrupt.jpg").exists()

@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli import app, console
+from agent.cli import MaxPixelsOpt, app, console, pixel_policy
 from agent.errors import UserError
 
 sessions_app = typer.Typer(help="List, inspect, export or delete chat sessions.", no_args_is_help=True)
@@ -36,7 +36,7 @@ def chat_cmd(
     lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
     max_steps: Annotated[int, typer.Option(help="Most edits per message.")] = 8,
     root: RootOpt = None,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Edit a photo in conversation: "brighter", "a bit more", "now only the sky", /undo, /save PATH."""
     from agent.chat import Session
@@ -52,7 +52,8 @@ def chat_cmd(
             raise UserError("--session names a new session's folder; with --resume give only the session")
         s = Session.resume(_find(resume, root), **options)
     else:
-        s = Session.open(image, session=session, root=root, preview=preview, max_pixels=max_pixels, **options)
+        s = Session.open(image, session=session, root=root, preview=preview, max_pixels=pixel_policy(max_pixels),
+                         **options)
     with s:
         for spec in mask or []:
             name, sep, path = spec.partition("=")

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.cli import app, check_outputs, console, err_console
+from agent.cli import MaxPixelsOpt, app, check_outputs, console, err_console, pixel_policy
 from agent.errors import ExitCode, UserError
 
 METHODS = ("auto", "telea", "ns", "exemplar")
@@ -62,7 +62,7 @@ def inpaint_cmd(
     save_mask: Annotated[Path | None, typer.Option(help="Also write the mask that was filled (PNG).")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality 1-100.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Fill a region from its surroundings: a mask you painted, found dust and scratches, or an object in a box.
 
@@ -79,6 +79,7 @@ def inpaint_cmd(
         raise UserError("give exactly one of --mask MASK.png, --defects or --remove-object x,y,w,h")
     check_outputs({"-o": output, "--save-mask": save_mask}, {"photo": image, "--mask": mask}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
+    max_pixels = pixel_policy(max_pixels)
     src = load_image(image, max_pixels=max_pixels)
     img = src.image
     w, h = src.size
@@ -122,7 +123,7 @@ def mask_cmd(
     invert: Annotated[bool, typer.Option(help="Select everything else.")] = False,
     combine: Annotated[str, typer.Option(help="With --base: add | subtract | intersect this selection and the base mask.")] = "new",
     base: Annotated[Path | None, typer.Option(help="An existing mask PNG to combine this selection with.")] = None,
-    max_pixels: Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")] = 100_000_000,
+    max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Make a mask PNG (white = selected) for `inpaint --mask`, `edit --mask` or a recipe.
 
@@ -137,6 +138,7 @@ def mask_cmd(
         raise UserError(f"mask kind {kind!r} is not known; use one of {', '.join(KINDS)}")
     check_outputs({"-o": output}, {"photo": image, "--base": base})
     check_output_path(output, source=image)
+    max_pixels = pixel_policy(max_pixels)
     src = load_image(image, max_pixels=max_pixels)
     img = src.image
     w, h = src.size
