@@ -11,13 +11,14 @@ import csv
 import os
 import signal
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import zlib
 from pathlib import Path
+
+from tests.helpers import png_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 N = 200
@@ -32,14 +33,8 @@ BAD = {
 }
 
 
-def chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def png(width: int, height: int, idat: bytes | None = None) -> bytes:
-    raw = zlib.compress((b"\x00" + bytes(3 * width)) * height, 9) if idat is None else idat
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
 
 
 def make_photos(src: Path) -> None:
@@ -54,8 +49,8 @@ def make_photos(src: Path) -> None:
         Image.fromarray(a).save(src / f"p{i:03d}.{'jpg' if i % 3 else 'png'}")
     jpg = (src / "p001.jpg").read_bytes()
     (src / "bad_truncated.jpg").write_bytes(jpg[: len(jpg) // 2])
-    (src / "bad_bomb.png").write_bytes(png(40_000, 40_000, zlib.compress(b"\x00" * 64)))  # 1,600 MP header
-    (src / "bad_huge.png").write_bytes(png(6000, 6000))  # 36 MP valid, ~100 KB: over the memory cap
+    (src / "bad_bomb.png").write_bytes(png_bytes(40_000, 40_000, zlib.compress(b"\x00" * 64)))  # 1,600 MP header
+    (src / "bad_huge.png").write_bytes(png_bytes(6000, 6000))  # 36 MP valid, ~100 KB: over the memory cap
     (src / "bad_notimage.png").write_text("this is not a photo\n")
     (src / "bad_empty.png").write_bytes(b"")
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from tools.io import save_image
 
 
 @cache
@@ -90,3 +93,26 @@ def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
         set_pixel_limit(limit)
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+def png_bytes(width: int, height: int, idat: bytes | None = None) -> bytes:
+    """A valid PNG of width x height black RGB pixels, a few KB on disk whatever its size
+    (a decompression bomb when large); `idat` replaces the pixel data (e.g. too little)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    raw = zlib.compress((b"\x00" + bytes(3 * width)) * height, 9) if idat is None else idat
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+
+
+def photo_folder(tmp_path: Path, names: list[str]) -> Path:
+    """tmp_path/in holding small, darkish sample photos under the given names."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, name in enumerate(names):
+        save_image(sample(("astronaut", "coffee", "chelsea")[i % 3], (64, 48)) * 0.6, src / name)
+    return src

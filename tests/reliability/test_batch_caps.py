@@ -4,17 +4,14 @@ IMAGENT_BATCH_HOOK (this module's `fault`, run in the worker), never by machine 
 
 from __future__ import annotations
 
-import struct
 import time
-import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from agent.batch import HOOK_ENV, exit_status, run_batch
-from tests.helpers import sample
-from tools.io import save_image
+from tests.helpers import photo_folder, png_bytes
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,14 +24,6 @@ def fault(path: Path) -> None:
         np.ones(2 << 30, np.uint8)
 
 
-def big_png(width: int, height: int) -> bytes:
-    """A valid PNG of black pixels: a few KB on disk, width x height when decoded."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = zlib.compress((b"\x00" + bytes(3 * width)) * height, 9)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -44,12 +33,6 @@ def hooked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
 
 
-def folder(tmp_path: Path, names: list[str]) -> Path:
-    src = tmp_path / "in"
-    src.mkdir()
-    for i, name in enumerate(names):
-        save_image(sample(("astronaut", "coffee", "chelsea")[i % 3], (64, 48)) * 0.6, src / name)
-    return src
 
 
 def rows_of(out: Path) -> dict[str, dict[str, str]]:
@@ -59,8 +42,8 @@ def rows_of(out: Path) -> dict[str, dict[str, str]]:
 
 
 def test_a_photo_over_the_memory_cap_fails_alone_with_its_reason(tmp_path: Path, hooked: None) -> None:
-    src = folder(tmp_path, ["a.png", "greedy.png", "z.png"])
-    (src / "huge.png").write_bytes(big_png(5000, 5000))  # 25 MP, a few KB: refused from its header
+    src = photo_folder(tmp_path, ["a.png", "greedy.png", "z.png"])
+    (src / "huge.png").write_bytes(png_bytes(5000, 5000))  # 25 MP, a few KB: refused from its header
     out = tmp_path / "out"
     rows = run_batch(src, out, "brighten it", max_photo_memory=256 << 20)
     csv_rows = rows_of(out)
@@ -79,7 +62,7 @@ def test_a_photo_over_the_memory_cap_fails_alone_with_its_reason(tmp_path: Path,
 
 
 def test_a_photo_over_the_time_cap_is_stopped_and_the_batch_carries_on(tmp_path: Path, hooked: None) -> None:
-    src = folder(tmp_path, ["a.png", "slow.png", "z.png"])
+    src = photo_folder(tmp_path, ["a.png", "slow.png", "z.png"])
     out = tmp_path / "out"
     t = time.monotonic()
     rows = run_batch(src, out, "brighten it", max_photo_seconds=8, workers=1)

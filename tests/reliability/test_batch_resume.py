@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from agent.batch import CSV_FIELDS, HOOK_ENV, exit_status, run_batch
-from tests.helpers import run_cli, sample
+from tests.helpers import photo_folder, run_cli, sample
 from tools.io import save_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,6 @@ def seen(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return log
 
 
-def folder(tmp_path: Path, names: list[str]) -> Path:
-    src = tmp_path / "in"
-    src.mkdir()
-    for i, name in enumerate(names):
-        save_image(sample(("astronaut", "coffee", "chelsea")[i % 3], (64, 48)) * 0.6, src / name)
-    return src
 
 
 def rows_of(out: Path) -> list[dict[str, str]]:
@@ -62,7 +56,7 @@ def edited(log: Path) -> dict[str, list[str]]:
 
 
 def test_summary_gets_a_row_as_each_photo_finishes(tmp_path: Path, seen: Path) -> None:
-    src = folder(tmp_path, ["a.png", "b.png", "c.png"])
+    src = photo_folder(tmp_path, ["a.png", "b.png", "c.png"])
     # one worker process: its next photo is sent only after the last row is on disk
     run_batch(src, tmp_path / "out", "brighten it", workers=1, max_photo_seconds=600)
     assert edited(seen) == {"a.png": [], "b.png": ["a.png"], "c.png": ["a.png", "b.png"]}
@@ -71,7 +65,7 @@ def test_summary_gets_a_row_as_each_photo_finishes(tmp_path: Path, seen: Path) -
 
 
 def test_resume_skips_done_photos_and_ends_with_one_complete_summary(tmp_path: Path, seen: Path) -> None:
-    src = folder(tmp_path, ["a.png", "b.png", "c.png"])
+    src = photo_folder(tmp_path, ["a.png", "b.png", "c.png"])
     out = tmp_path / "out"
     run_batch(src, out, "brighten it", workers=1)
     (out / "c.png").unlink()  # listed as done, but its output is gone: edited again
@@ -90,7 +84,7 @@ def test_resume_skips_done_photos_and_ends_with_one_complete_summary(tmp_path: P
 
 
 def test_a_batch_killed_part_way_resumes_to_a_complete_summary(tmp_path: Path, seen: Path) -> None:
-    src = folder(tmp_path, ["a.png", "b.png", "kill.png", "z.png"])
+    src = photo_folder(tmp_path, ["a.png", "b.png", "kill.png", "z.png"])
     out = tmp_path / "out"
     cmd = [sys.executable, "-c", "import sys; from agent.cli import main; main()", "batch", str(src), "-g",
            "brighten it", "-o", str(out), "--workers", "1", "--max-photo-seconds", "600"]
@@ -107,7 +101,7 @@ def test_a_batch_killed_part_way_resumes_to_a_complete_summary(tmp_path: Path, s
 
 
 def test_batch_exits_with_its_worst_photo(tmp_path: Path, seen: Path, capsys) -> None:
-    src = folder(tmp_path, ["a.png"])
+    src = photo_folder(tmp_path, ["a.png"])
     out = tmp_path / "out"
     args = ["batch", str(src), "-g", "brighten it", "-o", str(out), "--max-photo-seconds", "0",
             "--max-photo-memory", "0"]

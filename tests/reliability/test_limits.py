@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,6 +12,7 @@ from PIL import Image
 
 from agent.errors import UserError
 from agent.settings import load_settings, parse_size
+from tests.helpers import png_bytes
 from tools.io import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
@@ -26,14 +25,6 @@ from tools.io import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def png(width: int, height: int) -> bytes:
-    """A valid, tiny-on-disk PNG of width x height black RGB pixels (a bomb when large)."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    raw = zlib.compress((b"\x00" + bytes(3 * width)) * height, 9)
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", raw) + chunk(b"IEND", b"")
 
 
 @pytest.fixture
@@ -50,7 +41,7 @@ def test_pillow_guard_is_on_at_the_default_limit() -> None:
 
 def test_bomb_is_refused_by_pillow_at_the_shared_limit(tmp_path: Path, limit_10k: None) -> None:
     bomb = tmp_path / "bomb.png"
-    bomb.write_bytes(png(200, 100))  # 20,000 px: between the limit and Pillow's own 2x error threshold
+    bomb.write_bytes(png_bytes(200, 100))  # 20,000 px: between the limit and Pillow's own 2x error threshold
     assert Image.MAX_IMAGE_PIXELS == 10_000 and os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"] == "10000"
     # Pillow itself refuses, for any code in the process that opens images, not only imagent's loader
     with pytest.raises((Image.DecompressionBombWarning, Image.DecompressionBombError)):
@@ -60,14 +51,14 @@ def test_bomb_is_refused_by_pillow_at_the_shared_limit(tmp_path: Path, limit_10k
             fn(bomb)
         assert str(err.value) == (f"{bomb} is 200 x 100 = 0.02 MP, over the 0.01 MP limit; "
                                   "pass --max-pixels or set IMAGENT_MAX_PIXELS to raise it")
-    (tmp_path / "ok.png").write_bytes(png(100, 100))  # exactly the limit
+    (tmp_path / "ok.png").write_bytes(png_bytes(100, 100))  # exactly the limit
     assert load_image(tmp_path / "ok.png").size == (100, 100)
     assert load_image(bomb, max_pixels=20_000).size == (200, 100)  # a caller may allow more, explicitly
 
 
 def test_a_bomb_over_twice_the_limit_names_its_size(tmp_path: Path, limit_10k: None) -> None:
     bomb = tmp_path / "big.png"
-    bomb.write_bytes(png(1000, 1000))  # Pillow raises its DecompressionBombError here
+    bomb.write_bytes(png_bytes(1000, 1000))  # Pillow raises its DecompressionBombError here
     with pytest.raises(ImageLoadError, match=r"big.png is 1,000 x 1,000 = 1 MP, over the 0.01 MP limit; pass"):
         load_image(bomb)
 
@@ -115,7 +106,7 @@ def test_batch_bomb_fails_alone_naming_the_limit_and_the_fix(tmp_path: Path, cap
     src = tmp_path / "in"
     src.mkdir()
     save_image(sample("coffee", (48, 32)), src / "a.png")
-    (src / "bomb.png").write_bytes(png(300, 300))
+    (src / "bomb.png").write_bytes(png_bytes(300, 300))
     monkeypatch.setenv("IMAGENT_MAX_PIXELS", "10000")
     try:
         code, _, err = run_cli(["batch", str(src), "-g", "brighten", "-o", str(tmp_path / "out"),
