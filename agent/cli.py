@@ -403,7 +403,8 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     try:
         code = _command()(args=args, standalone_mode=False, prog_name="imagent")
-        sys.exit(code if isinstance(code, int) else 0)  # click returns an Exit's code
+        if isinstance(code, int) and code:  # click returns an Exit's code instead of raising
+            sys.exit(code)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code or 0)

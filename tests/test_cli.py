@@ -230,3 +230,17 @@ def test_apply_refuses_recipe_masks_outside_the_recipe_folder(where: str, dark_p
                                   "masks": {"m": {"path": where}}}))
     code, _, err = run_cli(["apply", str(recipe), str(dark_png), "-o", str(tmp_path / "o.png")], capsys)
     assert code == 2 and "outside the recipe's folder" in err and not (tmp_path / "o.png").exists()
+
+
+def test_a_warning_is_one_line_without_a_source_line(tmp_path: Path, capsys) -> None:
+    rgba = torch.rand(1, 3, 32, 32)
+    src = tmp_path / "alpha.png"
+    from PIL import Image
+
+    Image.fromarray((np.dstack([rgba[0].permute(1, 2, 0).numpy(), np.full((32, 32, 1), 0.5)]) * 255)
+                    .astype(np.uint8), "RGBA").save(src)
+    recipe = tmp_path / "r.json"
+    recipe.write_text(json.dumps({"steps": [{"tool": "exposure", "params": {"stops": 0.5}}]}))
+    code, _, err = run_cli(["apply", str(recipe), str(src), "-o", str(tmp_path / "o.jpg")], capsys)
+    lines = err.strip().splitlines()
+    assert code == 0 and len(lines) == 1 and lines[0].startswith("warning:") and "UserWarning" not in err
