@@ -189,11 +189,9 @@ def edit(
     if isinstance(goal, Goal):
         g = goal
     else:
-        ref_stats = measure(session.original if ref is None else _preview(ref, preview))
-        from tools.masks import crop_to
-
-        seen = session.original if region is None else crop_to(session.original, session.mask("region", session.original))
-        g = parse_goal(str(goal), measure(seen), reference_stats=ref_stats if ref is not None else None, lock=lock,
+        ref_stats = None if ref is None else measure(_preview(ref, preview))
+        seen = session.measure("v0", "region" if region is not None else None)
+        g = parse_goal(str(goal), seen, reference_stats=ref_stats, lock=lock,
                        budget=budget, image_size=(int(full.shape[-1]), int(full.shape[-2])))
     _check_prices(g.budget, accountant, planner, judge)
     result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event,

@@ -166,7 +166,8 @@ def run_loop(
     def score(v: Version) -> Any:
         from tools.masks import crop_to, with_local_metrics
 
-        v.stats = measure(v.image if region is None else crop_to(v.image, session.mask(region, v.image)))
+        v.stats = session.measure(v.id, region) if v.id in session.versions else \
+            measure(v.image if region is None else crop_to(v.image, session.mask(region, v.image)))
         # region targets ("dL@face", "defects_left"): extra fields on the stats, so every scorer sees them
         v.stats = with_local_metrics(v.stats, session.original, v.image, [t.metric for t in getattr(goal, "targets", [])],
                                      lambda n: session.mask(n, v.image) if n in session.masks_full else None)

@@ -83,7 +83,7 @@ class OfflinePlanner(BaseChatModel):
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
         """Bind tools like a hosted model does: the planner only ever calls tools bound here."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
+        formatted = [_openai_tool(t) for t in tools]
         if tool_choice is not None:
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=formatted, **kwargs)
@@ -272,3 +272,17 @@ def _huggingface(path: str, *, temperature: float, **kwargs: Any) -> BaseChatMod
     except Exception as exc:  # transformers' errors are long; keep the first line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PlannerError(f"could not load the Hugging Face model at {str(local)!r}: {first}") from exc
+
+
+_FORMATTED: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+
+def _openai_tool(tool: Any) -> dict[str, Any]:
+    """convert_to_openai_tool, remembered for registry tools (44 schemas cost ~0.1 s a run)."""
+    schema = getattr(tool, "args_schema", None)
+    if not isinstance(schema, type):
+        return convert_to_openai_tool(tool)
+    key = (tool.name, tool.description, schema)
+    if key not in _FORMATTED:
+        _FORMATTED[key] = convert_to_openai_tool(tool)
+    return _FORMATTED[key]

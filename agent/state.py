@@ -54,6 +54,7 @@ class EditSession:
     masks_full: dict[str, torch.Tensor] = field(default_factory=dict)
     current: str = "v0"
     _made: int = 0  # versions ever made, adopted or not: ids are never reused
+    _measured: dict[tuple[str, str | None], Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.original_full = self.original_full.detach()
@@ -68,6 +69,19 @@ class EditSession:
     @property
     def head(self) -> Version:
         return self.versions[self.current]
+
+    def measure(self, version: str, region: str | None = None) -> Any:
+        """`tools.analysis.measure` of a version (inside a mask's bounding box when `region`
+        names one), computed once: versions never change, and the goal parser and the loop
+        both need the original's (~0.15 s each at 1024 px)."""
+        key = (version, region)
+        if key not in self._measured:
+            from tools.analysis import measure
+            from tools.masks import crop_to
+
+            image = self.versions[version].image
+            self._measured[key] = measure(image if region is None else crop_to(image, self.mask(region, image)))
+        return self._measured[key]
 
     def add_mask(self, name: str, mask: torch.Tensor) -> None:
         """Register a named mask (any resolution; resampled to the preview and to full size)."""
