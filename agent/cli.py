@@ -213,11 +213,12 @@ def edit_cmd(
 
 
 def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None], *,
-                  overwrite: bool = False) -> None:
+                  overwrite: bool | None = False) -> None:
     """Refuse, before any work, an output that is one of the inputs or another output.
 
-    Only the image output may replace the photo it was made from, and only with --overwrite;
-    a recipe, a trace or an export never replaces an input (a typo must not cost a photo).
+    Only the image output may replace the photo it was made from, and only with --overwrite
+    (`overwrite=None`: the command has no such flag); a recipe, a trace or an export never
+    replaces an input (a typo must not cost a photo).
     """
     import os
 
@@ -238,8 +239,8 @@ def check_outputs(outputs: dict[str, Path | None], inputs: dict[str, Path | None
                 continue
             if flag == "-o" and name == "photo" and overwrite:
                 continue
-            fix = "choose another path or pass --overwrite" if flag == "-o" and name == "photo" \
-                else "choose another path"
+            fix = "choose another path or pass --overwrite" \
+                if flag == "-o" and name == "photo" and overwrite is not None else "choose another path"
             raise UserError(f"refusing to overwrite the original: {flag} {out} is the {name} you gave "
                             f"as input; {fix}")
         for other, p in seen.items():

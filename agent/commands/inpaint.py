@@ -136,7 +136,7 @@ def mask_cmd(
 
     if kind not in KINDS:
         raise UserError(f"mask kind {kind!r} is not known; use one of {', '.join(KINDS)}")
-    check_outputs({"-o": output}, {"photo": image, "--base": base})
+    check_outputs({"-o": output}, {"photo": image, "--base": base}, overwrite=None)
     check_output_path(output, source=image)
     max_pixels = pixel_policy(max_pixels)
     src = load_image(image, max_pixels=max_pixels)
