@@ -107,9 +107,22 @@ def main() -> int:
         print(f"  peak memory per photo (worker RSS): median {statistics.median(peaks):.0f} MB, "
               f"max {max(peaks):.0f} MB; photo seconds median "
               f"{statistics.median(float(r['seconds']) for r in good):.2f}")
+    problems += kill_resume_cycles(50)
     for p in problems:
         print(f"  FAIL {p}")
     return 1 if problems else 0
+
+
+def kill_resume_cycles(n: int) -> list[str]:
+    """The session store's SIGKILL test (tests/agent/test_sessions.py), run for n kill/resume
+    cycles instead of 12: every committed version must survive every kill."""
+    env = {**os.environ, "IMAGENT_SOAK_KILLS": str(n)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider",
+                           "tests/agent/test_sessions.py", "-k", "sigkill_mid_turn"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    said = [ln for ln in done.stdout.splitlines() if "SIGKILL x" in ln]
+    print(f"  sessions: {said[0].strip() if said else 'no summary line'}")
+    return [] if done.returncode == 0 else [f"{n} session kill/resume cycles: {done.stdout[-1500:]}"]
 
 
 if __name__ == "__main__":

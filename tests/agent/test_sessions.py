@@ -144,6 +144,8 @@ MESSAGES = ["brighter", "a bit more", "less than that", "more contrast", "warmer
 # row not committed), `commit` (version committed). The same interruptions on any machine.
 ROUNDS = ["commit:1", "write:1", "image:1", "commit:2", "write:2", "image:2", "commit:3", "write:3", "image:3",
           "commit:1", "image:1", "write:1"]
+# `make soak` runs the same test with IMAGENT_SOAK_KILLS=50 (the rounds above, cycled).
+KILLS = int(os.environ.get("IMAGENT_SOAK_KILLS") or len(ROUNDS))
 
 # One interpreter pays the import cost once and forks a fresh chat process per round. (No
 # multiprocessing: its forkserver talks over a socket, which the test's network guard refuses.)
@@ -177,7 +179,9 @@ for line in sys.stdin:
         os.write(fd, f"resumed {r.kind}\n".encode())
     i = int(arg)
     while True:
-        s.say(messages[i % len(messages)])
+        # past the scripted conversation (long soaks), fresh amounts: a revisited edit stores nothing
+        # new, so later kill points would never be reached
+        s.say(messages[i] if i < len(messages) else f"{('darken', 'brighten')[i % 2]} by 0.{i % 90 + 10} stops")
         i += 1
 """
 
@@ -191,7 +195,7 @@ def test_sigkill_mid_turn_at_chosen_points_loses_no_committed_version(tmp_path) 
     t0 = time.perf_counter()
     try:
         assert zygote.stdout.readline().strip() == "ready"
-        for k, point in enumerate(ROUNDS):
+        for k, point in enumerate(ROUNDS[i % len(ROUNDS)] for i in range(KILLS)):
             zygote.stdin.write(f"go {k} {point}\n")
             zygote.stdin.flush()
             pid = int(zygote.stdout.readline())
@@ -232,7 +236,7 @@ def test_sigkill_mid_turn_at_chosen_points_loses_no_committed_version(tmp_path) 
         assert reply.kind == "edit" and s.head != "v0", "the chat continues after the crashes"
         assert measure(s.image()).mean_L > measure(s.image(0)).mean_L + 3
         assert s.store.verify() == []
-    print(f"SIGKILL x{len(ROUNDS)} at chosen points: {len(committed)} committed, {len(ROUNDS)} turns cut off, "
+    print(f"SIGKILL x{KILLS} at chosen points: {len(committed)} committed, {KILLS} turns cut off, "
           f"{resumed} resumed to completion, {time.perf_counter() - t0:.1f} s")
     assert len(committed) >= 3 and resumed >= 1, (len(committed), resumed)
 
