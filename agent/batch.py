@@ -65,7 +65,7 @@ def run_batch(
     """
     from rich.progress import Progress
 
-    from agent.planners import check_specs
+    from agent.critics import check_specs
 
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     if not in_dir.is_dir():
@@ -198,7 +198,7 @@ def _hook(path: Path) -> None:
 
 def _in_process(files: list[Path], goal: str, out_dir: Path, model: Any, workers: int, engine: str,
                 ray_address: str | None, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    from evals.runner import make_engine
+    from agent.engines import make_engine
     from tools.io import pixel_limit, set_pixel_limit
 
     def one(path: Path) -> dict[str, Any]:

@@ -279,3 +279,18 @@ def make_critic(spec: str | None = "offline", *, base_url: str | None = None, **
         return VLMCritic(model, name=text)
     except (PlannerError, ValueError) as exc:
         raise PlannerError(f"critic: {exc}".replace("planner ", "critic ")) from None
+
+
+def check_specs(model: Any, critic: Any = None, base_url: str | None = None) -> None:
+    """Fail at once on a bad planner or critic spec, a missing package or API key.
+
+    For commands that run many edits (batch, eval): one clear error before the first photo
+    instead of one per photo. Provider models are only constructed (no call is made);
+    `hf:` paths are left to the first edit, since building one loads its weights.
+    """
+    from agent.planners import make_planner
+
+    if isinstance(model, str) and not model.strip().lower().startswith(("offline", "hf:")):
+        make_planner(model, base_url=base_url)
+    if isinstance(critic, str) and not critic.strip().lower().startswith("hf:"):
+        make_critic(critic, base_url=base_url)

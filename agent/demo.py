@@ -19,9 +19,9 @@ def main() -> None:
     import torch
 
     from agent.cli import main as cli
-    from evals.degrade import color_cast, low_contrast, underexpose
-    from evals.metrics import psnr
+    from tools.degrade import color_cast, low_contrast, underexpose
     from tools.io import load_image, save_image, to_tensor
+    from tools.metrics import psnr
 
     OUT.mkdir(parents=True, exist_ok=True)
     clean = to_tensor(np.ascontiguousarray(skimage.data.astronaut()))

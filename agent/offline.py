@@ -257,7 +257,7 @@ def _log2(x: float) -> float:
 
 
 # Prior gains, measured on skimage sample photos (astronaut, coffee, chelsea, rocket;
-# hazy, over- and underexposed variants from evals.degrade) at moderate settings.
+# hazy, over- and underexposed variants from tools.degrade) at moderate settings.
 # They only need the right sign and order of magnitude: after one try the secant
 # through the real before/after metrics replaces them.
 EXPOSURE = Strategy("exposure", 0, "stops", 1.0, log2_lum, min_step=0.1, max_step=2.5)

@@ -182,21 +182,6 @@ def make_planner(
     return _provider(provider, name, base_url=base_url, temperature=temperature, **kwargs)
 
 
-def check_specs(model: Any, critic: Any = None, base_url: str | None = None) -> None:
-    """Fail at once on a bad planner or critic spec, a missing package or API key.
-
-    For commands that run many edits (batch, eval): one clear error before the first photo
-    instead of one per photo. Provider models are only constructed (no call is made);
-    `hf:` paths are left to the first edit, since building one loads its weights.
-    """
-    from agent.critics import make_critic
-
-    if isinstance(model, str) and not model.strip().lower().startswith(("offline", "hf:")):
-        make_planner(model, base_url=base_url)
-    if isinstance(critic, str) and not critic.strip().lower().startswith("hf:"):
-        make_critic(critic, base_url=base_url)
-
-
 # Providers whose LangChain class takes `timeout` and `max_retries` (retries with exponential
 # backoff on 429, 5xx and connection errors, honouring Retry-After).
 RETRYING = {"openai", "azure_openai", "anthropic", "google_genai", "mistralai", "groq", "deepseek", "xai",

@@ -270,7 +270,7 @@ def target_states(goal: Any, stats: Any, extra: Mapping[str, float] | None = Non
 
 def _reference_metrics(candidate: torch.Tensor, reference: torch.Tensor) -> dict[str, float]:
     """psnr, ssim (luma), delta_e_mean/max of the candidate vs the reference, on the lock grid."""
-    from evals.metrics import delta_e2000, psnr
+    from tools.metrics import delta_e2000, psnr
 
     check_image(reference, "score_version reference")
     grid = _grid(*candidate.shape[-2:])

@@ -86,7 +86,7 @@ def auto_enhance(case: Any, image: torch.Tensor, reference: torch.Tensor | None)
 
 
 def _inverse(image: torch.Tensor, op: str, p: dict[str, float]) -> torch.Tensor | None:
-    from evals import degrade as dg
+    from tools import degrade as dg
 
     w = torch.tensor([0.2126, 0.7152, 0.0722], dtype=image.dtype).view(1, 3, 1, 1)
     if op == "underexpose":

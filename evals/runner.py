@@ -27,10 +27,11 @@ import math
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from agent.engines import make_engine
 from agent.errors import UserError
 
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e")
@@ -65,7 +66,7 @@ def _png(image: Any) -> bytes:
 
 def full_reference(output: Any, reference: Any) -> dict[str, float | None]:
     """psnr (capped), ssim, ms_ssim (None when too small), mean deltaE2000 of output vs reference."""
-    from evals.metrics import delta_e2000, ms_ssim, psnr, ssim
+    from tools.metrics import delta_e2000, ms_ssim, psnr, ssim
 
     if output.shape != reference.shape:
         return dict.fromkeys(METRICS)
@@ -83,7 +84,7 @@ def full_reference(output: Any, reference: Any) -> dict[str, float | None]:
 
 def hole_metrics(output: Any, reference: Any, hole: Any) -> dict[str, float | None]:
     """psnr (capped), ssim and mean deltaE2000 inside the hole only."""
-    from evals.metrics import delta_e2000_masked, psnr_masked, ssim_masked
+    from tools.metrics import delta_e2000_masked, psnr_masked, ssim_masked
 
     if output.shape != reference.shape:
         return dict.fromkeys(HOLE_METRICS)
@@ -163,71 +164,6 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
         record["status"] = "failed"
         record["error"] = "every system failed"
     return {"record": record, "files": files}
-
-
-# ------------------------------------------------------------------ engines
-
-
-class LocalEngine:
-    """Cases on a thread pool in this process (torch and OpenCV release the GIL in their kernels)."""
-
-    def __init__(self, workers: int = 1) -> None:
-        self.workers = max(1, workers)
-
-    def map(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Iterator[Any]:
-        from concurrent.futures import ThreadPoolExecutor, as_completed
-
-        pool = ThreadPoolExecutor(max_workers=self.workers)
-        try:
-            futures = [pool.submit(fn, *args) for args in items]
-            for fut in as_completed(futures):
-                yield fut.result()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-class RayEngine:
-    """Cases as Ray tasks: a local Ray started on demand (`workers` CPUs) or an existing cluster."""
-
-    def __init__(self, workers: int = 1, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise UserError("--engine ray needs Ray: pip install 'imagent[ray]'") from None
-        self.ray = ray
-        self.started = False
-        if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from evals
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=max(1, workers), include_dashboard=False, log_to_driver=False,
-                         _node_ip_address="127.0.0.1")
-            self.started = True
-
-    def map(self, fn: Callable[..., Any], items: list[tuple[Any, ...]]) -> Iterator[Any]:
-        ray = self.ray
-        remote = ray.remote(num_cpus=1, max_retries=0)(fn)
-        pending = [remote.remote(*args) for args in items]
-        try:
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(done[0])
-        finally:
-            for ref in pending:
-                ray.cancel(ref)
-
-    def close(self) -> None:
-        if self.started:
-            self.ray.shutdown()
-
-
-def make_engine(name: str, workers: int = 1, address: str | None = None) -> Any:
-    if name == "local":
-        return LocalEngine(workers)
-    if name == "ray":
-        return RayEngine(workers, address)
-    raise UserError(f"--engine {name!r}: use local or ray")
 
 
 # ------------------------------------------------------------------ results

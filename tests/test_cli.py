@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from evals.degrade import color_cast, underexpose
 from tests.helpers import run_cli, sample
+from tools.degrade import color_cast, underexpose
 from tools.io import load_image, save_image
 
 

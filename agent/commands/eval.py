@@ -57,7 +57,7 @@ def eval_cmd(
     if unknown:
         raise UserError(f"unknown system(s) {', '.join(unknown)}: use {', '.join(BASELINES)}, offline, "
                         "or a planner as provider:model / hf:/path")
-    from agent.planners import check_specs
+    from agent.critics import check_specs
 
     for spec in [x for x in chosen if ":" in x] + [None]:  # a bad planner or critic fails once, here
         check_specs(spec, critic if spec is None else None, base_url)

@@ -3,7 +3,7 @@
 A suite file (``evals/suites/<name>.json``) holds the generator spec (kind, seed,
 count, working size, sources) and the cases it generated. A case names its source
 image, how the input is made from it (a list of degradations from
-``evals.degrade``, or a hidden look as a recipe of pointwise tools), the goal text,
+``tools.degrade``, or a hidden look as a recipe of pointwise tools), the goal text,
 measurable targets and the structure lock. The clean image (restore) or the
 clean image with the look (match) is the reference; retouch cases have none and
 are judged by their targets.
@@ -64,7 +64,7 @@ class TargetSpec(BaseModel):
 
 
 class Degradation(BaseModel):
-    """One call of an `evals.degrade` function on the clean image."""
+    """One call of an `tools.degrade` function on the clean image."""
 
     model_config = ConfigDict(extra="forbid")
     op: Literal["underexpose", "color_cast", "low_contrast", "add_noise", "blur", "jpeg", "haze", "desaturate"]
@@ -393,7 +393,7 @@ def load_source(source: str, size: int) -> torch.Tensor:
 
 
 def apply_degradations(image: torch.Tensor, degrade: list[Degradation]) -> torch.Tensor:
-    from evals import degrade as dg
+    from tools import degrade as dg
 
     out = image
     for d in degrade:

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from agent.api import edit
-from evals.degrade import color_cast, low_contrast, underexpose
-from evals.metrics import psnr
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import color_cast, low_contrast, underexpose
+from tools.metrics import psnr
 
 
 @pytest.mark.parametrize(

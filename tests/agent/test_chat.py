@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from agent.chat import CONTEXT_LIMIT, Session
-from evals.degrade import underexpose
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import run_cli, sample
 from tools.analysis import measure
+from tools.degrade import underexpose
 from tools.io import load_image, save_image
 
 H, W = 48, 64

@@ -20,10 +20,10 @@ from agent.planners import PlannerError
 from agent.protocol import parse_state
 from agent.scoring import W_CRITIQUE
 from agent.state import EditSession
-from evals.degrade import add_noise, underexpose
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import add_noise, underexpose
 from tools.registry import all_tools
 
 pytestmark = pytest.mark.disable_socket

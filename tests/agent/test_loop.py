@@ -10,10 +10,10 @@ from langchain_core.messages import AIMessage, ToolMessage
 from agent.goals import Budget, parse_goal
 from agent.loop import run_loop
 from agent.state import EditSession
-from evals.degrade import underexpose
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import underexpose
 
 
 @pytest.fixture

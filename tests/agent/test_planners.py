@@ -300,9 +300,9 @@ def test_loop_brightens_an_underexposed_photo(monkeypatch: pytest.MonkeyPatch) -
     from agent.goals import parse_goal
     from agent.loop import Budget, run_loop
     from agent.state import EditSession
-    from evals.degrade import underexpose
     from tests.helpers import sample
     from tools.analysis import measure
+    from tools.degrade import underexpose
 
     session = EditSession(underexpose(sample("astronaut", (96, 72)), 1.5))
     goal = parse_goal("brighten", measure(session.original))
@@ -320,9 +320,9 @@ def test_loop_fixes_exposure_cast_and_contrast_together(monkeypatch: pytest.Monk
     from agent.goals import parse_goal
     from agent.loop import Budget, run_loop
     from agent.state import EditSession
-    from evals.degrade import color_cast, low_contrast, underexpose
     from tests.helpers import sample
     from tools.analysis import measure
+    from tools.degrade import color_cast, low_contrast, underexpose
 
     bad = color_cast(underexpose(low_contrast(sample("chelsea", (96, 72)), 0.8), 1.3), r=0.85, b=1.25)
     session = EditSession(bad)

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from agent.errors import ExitCode
-from evals.degrade import underexpose
 from tests.helpers import run_cli, sample
+from tools.degrade import underexpose
 from tools.io import save_image
 
 pytest.importorskip("langchain_openai")

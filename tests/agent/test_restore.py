@@ -9,9 +9,9 @@ from agent import goals
 from agent.goals import luminance_of, parse_goal
 from agent.offline import BoundTool, decide
 from agent.protocol import PlanState, TargetState
-from evals.degrade import color_cast, haze
 from tests.helpers import sample
 from tools.analysis import Stats, measure
+from tools.degrade import color_cast, haze
 
 pytestmark = pytest.mark.disable_socket
 
@@ -92,7 +92,7 @@ def test_levels_are_solved_from_both_percentiles():
 
 def test_restore_end_to_end_undoes_haze_and_a_warm_light():
     from agent.api import edit
-    from evals.metrics import psnr
+    from tools.metrics import psnr
 
     clean = sample("astronaut", (96, 96))
     bad = haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9)
@@ -150,8 +150,8 @@ def test_deblur_sharpens_once_less_with_noise_and_not_at_all_when_noisy():
 
 def test_restore_end_to_end_sharpens_a_blurred_photo():
     from agent.api import edit
-    from evals.degrade import blur
-    from evals.metrics import psnr
+    from tools.degrade import blur
+    from tools.metrics import psnr
 
     clean = sample("astronaut", (96, 96))
     bad = blur(clean, 1.0)

@@ -15,9 +15,9 @@ from agent.scoring import (
     structure_similarity,
     target_states,
 )
-from evals.degrade import add_noise, color_cast, low_contrast, underexpose
 from tests.helpers import sample
 from tools.colorspace import luminance
+from tools.degrade import add_noise, color_cast, low_contrast, underexpose
 from tools.registry import ToolError
 
 SIZE = (96, 72)

@@ -16,9 +16,9 @@ import torch
 
 from agent.chat import Session
 from agent.sessions import SessionDamaged, SessionError, SessionInUse, SessionStore, _file_hash
-from evals.degrade import underexpose
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import underexpose
 from tools.io import load_image, save_image
 
 RECIPE = '{"imagent_recipe": 1, "steps": [], "masks": {}, "size": [64, 48]}'

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from evals.metrics import delta_e2000_masked, psnr, psnr_masked, ssim_masked
 from evals.runner import run_eval
 from evals.suites import (
     INPAINT_SHAPES,
@@ -19,6 +18,7 @@ from evals.suites import (
     read_suite,
 )
 from tests.helpers import sample
+from tools.metrics import delta_e2000_masked, psnr, psnr_masked, ssim_masked
 from tools.registry import ToolError
 
 

@@ -8,9 +8,9 @@ import warnings
 import pytest
 import torch
 
-from evals import metrics
-from evals.degrade import add_noise, color_cast
 from tests.helpers import sample
+from tools import metrics
+from tools.degrade import add_noise, color_cast
 from tools.registry import ToolError
 
 # Sharma, Wu & Dalal (2005), "The CIEDE2000 color-difference formula: implementation

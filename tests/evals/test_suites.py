@@ -9,8 +9,6 @@ import torch
 
 from agent.errors import UserError
 from evals.baselines import auto_enhance, oracle, parametric_fit, run_system
-from evals.degrade import blur, jpeg
-from evals.metrics import psnr
 from evals.runner import _png
 from evals.suites import (
     Case,
@@ -25,7 +23,9 @@ from evals.suites import (
 )
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import blur, jpeg
 from tools.io import save_image
+from tools.metrics import psnr
 
 
 @pytest.mark.parametrize("name", ["restore", "retouch", "match"])
@@ -114,7 +114,7 @@ def test_oracle_inverts_what_can_be_inverted() -> None:
 
 def test_auto_enhance_neutralises_a_cast_and_fit_matches_a_look() -> None:
     img = sample("astronaut", (64, 48))
-    from evals.degrade import color_cast
+    from tools.degrade import color_cast
 
     cast = color_cast(img, r=0.75, b=1.3)
     case = Case(id="m", kind="match", source="skimage:chelsea", size=48, goal="match",

@@ -22,11 +22,11 @@ from pydantic import Field
 from agent.goals import Budget, parse_goal
 from agent.loop import run_loop
 from agent.state import EditSession
-from evals.degrade import underexpose
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import sample
 from tools import registry
 from tools.analysis import measure
+from tools.degrade import underexpose
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import pytest
 
 from agent.chat import Session
 from agent.sessions import SessionStore
-from evals.degrade import underexpose
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import run_cli, sample
+from tools.degrade import underexpose
 from tools.io import save_image
 
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from agent.goals import BLOCK_MIN, BLUR_MIN
-from evals.degrade import add_noise, blur, jpeg, low_contrast
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import add_noise, blur, jpeg, low_contrast
 
 CLEAN = ["astronaut", "coffee", "chelsea", "rocket"]
 

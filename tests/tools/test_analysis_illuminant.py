@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from evals.degrade import color_cast
 from tests.helpers import sample
 from tools.analysis import measure
+from tools.degrade import color_cast
 
-WARM = (1.2, 1.0, 0.8)  # linear gains: a yellow light (evals.degrade.color_cast)
+WARM = (1.2, 1.0, 0.8)  # linear gains: a yellow light (tools.degrade.color_cast)
 COOL = (0.8, 1.0, 1.2)
 
 

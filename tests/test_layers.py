@@ -1,0 +1,81 @@
+"""Import contracts: the layers point one way, tools <- agent <- evals, and agent has no circles.
+
+Every import counts, at module level or inside a function (a local import hides a dependency,
+it does not remove it). `agent/commands/` is the command-line shell on top of everything:
+`imagent eval` may import evals. Shared helpers move down a layer, never sideways.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imports(path: Path) -> set[str]:
+    """Every module `path` imports, relative imports resolved."""
+    here = module_name(path).split(".")
+    if path.name != "__init__.py":
+        here = here[:-1]
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                base = ".".join(here[: len(here) - node.level + 1] + ([base] if base else []))
+            found.add(base)
+            found |= {f"{base}.{a.name}" for a in node.names}  # `from pkg import module`
+    return found
+
+
+def graph() -> dict[str, set[str]]:
+    files = [p for layer in ("tools", "agent", "evals") for p in (ROOT / layer).rglob("*.py")]
+    mods = {module_name(p): p for p in files}
+    return {m: {i for i in imports(p) if i in mods} for m, p in mods.items()}
+
+
+def layer(module: str) -> str:
+    return module.split(".")[0]
+
+
+def test_tools_import_neither_agent_nor_evals() -> None:
+    bad = {m: sorted(i for i in deps if layer(i) in ("agent", "evals"))
+           for m, deps in graph().items() if layer(m) == "tools"}
+    assert not {m: v for m, v in bad.items() if v}
+
+
+def test_agent_imports_no_evals_except_its_command_shell() -> None:
+    bad = {m: sorted(i for i in deps if layer(i) == "evals")
+           for m, deps in graph().items() if layer(m) == "agent" and not m.startswith("agent.commands")}
+    assert not {m: v for m, v in bad.items() if v}
+
+
+def test_no_import_circles_inside_agent() -> None:
+    g = {m: {d for d in deps if d.startswith("agent.") and not d.startswith("agent.commands")}
+         for m, deps in graph().items() if m.startswith("agent.") and not m.startswith("agent.commands")}
+    circles = []
+    for start in g:
+        stack, seen = [(start, [start])], set()
+        while stack:
+            node, path = stack.pop()
+            for nxt in g.get(node, ()):
+                if nxt == start:
+                    circles.append(path + [start])
+                elif nxt not in seen:
+                    seen.add(nxt)
+                    stack.append((nxt, path + [nxt]))
+    assert not circles, f"import circles: {sorted({' -> '.join(c) for c in circles})[:5]}"
+
+
+def test_the_contract_sees_local_imports() -> None:
+    """The checker itself: a function-local import is found (so the contracts can fail)."""
+    deps = graph()["agent.critics"]
+    assert "agent.planners" in deps  # imported inside check_specs, not at module level
