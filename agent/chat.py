@@ -84,6 +84,11 @@ class Reply:
     path: Path | None = None
     trace: list[Any] = field(default_factory=list)
     goal: Any = None
+    base: str | None = None  # the version an edit started from
+    before: Any = None  # tools.analysis.Stats of `base` and of the result (edits only)
+    after: Any = None
+    seconds: float = 0.0
+    cost_usd: float = 0.0
 
 
 @dataclass
@@ -115,9 +120,12 @@ class Session:
 
     def __init__(self, store: SessionStore, *, model: str | Any = "offline", base_url: str | None = None,
                  lock: float = 0.80, max_steps: int = 8, max_seconds: float = 120.0,
-                 max_model_calls: int = 24, on_event: Any = None, ask: Any = None) -> None:
+                 max_model_calls: int = 24, on_event: Any = None, ask: Any = None,
+                 critic: str | Any | None = None, api_key: str | None = None) -> None:
         self.store = store
         self.base_url, self.lock, self.on_event = base_url, lock, on_event
+        self.critic = critic  # None: no critic; "offline", "provider:model" or a critic object
+        self._api_key = api_key  # for the planner and critic only: kept in memory, never stored
         self.ask = ask  # ask(question) -> bool: a person's yes; None (not a terminal) answers no
         self.budget = dict(max_steps=max_steps, max_seconds=max_seconds, max_model_calls=max_model_calls)
         self._planner: Any = None if isinstance(model, str) else model
@@ -138,7 +146,7 @@ class Session:
         A new session goes to `session` (a new or empty folder), else to a fresh folder under
         `root` (default $IMAGENT_HOME/sessions). `options`: model, base_url, lock, max_steps,
         max_seconds, max_model_calls, on_event, ask (a yes/no prompt; without one, existing files
-        are never replaced).
+        are never replaced), critic, api_key (memory only).
         """
         if isinstance(source, (str, Path)) and Path(source).is_dir():
             if session is not None:
@@ -259,13 +267,32 @@ class Session:
         if self._planner is None:
             from agent.planners import make_planner
 
-            self._planner = make_planner(self.model_name, base_url=self.base_url)
+            self._planner = make_planner(self.model_name, base_url=self.base_url, **self._key())
         return self._planner
+
+    def _key(self) -> dict[str, Any]:
+        return {"api_key": self._api_key} if self._api_key else {}
+
+    def set_model(self, name: str, *, critic: str | Any | None = None, api_key: str | None = None,
+                  base_url: str | None = None) -> None:
+        """Switch the planner (and critic); the spec is remembered by the session, the key never."""
+        from agent.critics import make_critic
+        from agent.planners import make_planner
+
+        key = {"api_key": api_key} if api_key else {}
+        planner = make_planner(name, base_url=base_url, **key)
+        if isinstance(critic, str):
+            make_critic(critic, base_url=base_url, **key)  # fail now on a bad spec, not mid-request
+        self._planner, self.model_name, self.critic = planner, name, critic
+        self._api_key, self.base_url = api_key, base_url
+        self.store.set_meta(model=name)
 
     # -- the conversation ------------------------------------------------------------------
 
-    def say(self, text: str) -> Reply:
-        """One message: a /command, or an edit request resolved against the conversation."""
+    def say(self, text: str, mask: str | None = None) -> Reply:
+        """One message: a /command, or an edit request resolved against the conversation.
+
+        `mask`: the name of a session mask to confine this request to (as "..., in the NAME")."""
         text = text.strip()
         if not text:
             return Reply("say what you want changed, or /help", kind="command", version=self.head)
@@ -279,7 +306,7 @@ class Session:
         if _ORIGINAL.match(t):
             return self.command("/compare 0")
         try:
-            req, goal = self._resolve(text, t)
+            req, goal = self._resolve(text, t, mask)
         except UserError as exc:
             return Reply(str(exc), kind="error", version=self.head)
         if goal is None:  # "like before" with nothing more: go back there
@@ -296,13 +323,14 @@ class Session:
                 return turn, Goal.from_json(turn.goal)
         raise UserError("there is no earlier request to refer to; say what you want first (e.g. 'brighter')")
 
-    def _resolve(self, text: str, t: str) -> tuple[Request, Any]:
+    def _resolve(self, text: str, t: str, mask: str | None = None) -> tuple[Request, Any]:
         from agent.goals import Budget, parse_goal
         from tools.analysis import measure
 
         budget = Budget(**self.budget)
         head = self.store.head
         text, named = self._mask_suffix(text)  # "a bit more in the sky": the region overrides
+        named = named or (self._mask_name(mask) if mask else None)
         t = _norm(text)
         if _MORE.match(t):
             prev, pgoal = self._previous()
@@ -417,7 +445,7 @@ class Session:
             limits = load_settings()  # op timeout and invalid-call budget: IMAGENT_* or imagent.toml
             result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=self.on_event,
                               checkpointer=saver, thread_id=thread, op_timeout=limits.op_timeout,
-                              max_invalid_calls=limits.max_invalid_calls)
+                              max_invalid_calls=limits.max_invalid_calls, critic=self._make_critic())
         except CheckpointRefused:
             store.interrupt_turn(turn)  # nothing ran: the turn stays as the crash left it
             raise
@@ -434,7 +462,16 @@ class Session:
                     f"{before.stats.summary() if before.stats else ''} -> {result.best.stats.summary()}")
         store.end_turn(turn, result=best, reply=text_out)
         saver.delete_thread(thread)  # the turn is finished: its checkpoints are no longer needed
-        return Reply(text_out, version=f"v{best}", trace=result.trace, goal=goal)
+        return Reply(text_out, version=f"v{best}", trace=result.trace, goal=goal, base=f"v{req.base}",
+                     before=before.stats, after=result.best.stats, seconds=result.seconds,
+                     cost_usd=result.cost_usd)
+
+    def _make_critic(self) -> Any:
+        if not isinstance(self.critic, str):
+            return self.critic
+        from agent.critics import make_critic
+
+        return make_critic(self.critic, base_url=self.base_url, **self._key())
 
     def _turn_session(self, base: int, turn: int, resume: bool = False) -> EditSession:
         from tools.recipe import Recipe
@@ -620,17 +657,11 @@ class Session:
 
         Files already in `dest` are replaced only with overwrite=True (all are checked first, so a
         refused export writes nothing); the session's source photo never."""
-        from tools.io import atomic_write_bytes, save_image
+        from tools.io import save_image
 
         dest = Path(dest)
         stem = Path(self.store.meta("source") or "image").stem
-        rec = self.recipe()
-        masks = self.store.masks()
-        used = sorted({s.mask for s in rec.steps if s.mask})
-        for name in used:
-            if name not in masks or not re.fullmatch(r"[\w-]+", name):
-                raise SessionError(f"session {self.folder}: the recipe names a mask {name!r} the session does not "
-                                   "hold; the database may be tampered with, so nothing was exported")
+        used = self._used_masks(self.recipe())
         image, recipe_path = dest / f"{stem}-{self.head}.png", dest / f"{stem}-{self.head}.recipe.json"
         targets = [image, *(dest / f"mask-{n}.png" for n in used), recipe_path, dest / "contact-sheet.png"]
         exist = [p.name for p in targets if dest.is_dir() and self._target_exists(p, p != recipe_path)]
@@ -638,15 +669,34 @@ class Session:
             raise UserError(f"{dest} already holds {', '.join(exist)}; pass --overwrite to replace "
                             f"{'it' if len(exist) == 1 else 'them'}, or export to another folder")
         dest.mkdir(parents=True, exist_ok=True)
-        written = [self.save(image, overwrite=True)]
-        for name in used:
-            p = save_image(masks[name].expand(-1, 3, -1, -1), dest / f"mask-{name}.png", bit_depth=16,
+        written = [self.save(image, overwrite=True), *self.write_recipe(recipe_path)]
+        written.append(save_image(self.contact_sheet(), dest / "contact-sheet.png", source=self.store.meta("source")))
+        return written
+
+    def write_recipe(self, path: str | Path, *, version: int | str | None = None) -> list[Path]:
+        """Write a version's recipe (default the current) to `path` and the masks it uses beside it
+        (mask-NAME.png, 16-bit), so `imagent apply` replays it; replaces them. Returns the files."""
+        from tools.io import atomic_write_bytes, save_image
+
+        path = Path(path)
+        rec, masks = self.recipe(version), self.store.masks()
+        written = []
+        for name in self._used_masks(rec):
+            p = save_image(masks[name].expand(-1, 3, -1, -1), path.parent / f"mask-{name}.png", bit_depth=16,
                            source=self.store.meta("source"))
             rec.masks[name] = {"path": p.name}
             written.append(p)
-        written.append(atomic_write_bytes(recipe_path, rec.to_json().encode()))
-        written.append(save_image(self.contact_sheet(), dest / "contact-sheet.png", source=self.store.meta("source")))
+        written.append(atomic_write_bytes(path, rec.to_json().encode()))
         return written
+
+    def _used_masks(self, rec: Any) -> list[str]:
+        masks = self.store.mask_hashes()
+        used = sorted({s.mask for s in rec.steps if s.mask})
+        for name in used:
+            if name not in masks or not re.fullmatch(r"[\w-]+", name):
+                raise SessionError(f"session {self.folder}: the recipe names a mask {name!r} the session does not "
+                                   "hold; the database may be tampered with, so nothing was exported")
+        return used
 
     def contact_sheet(self, thumb: int = 192, columns: int = 6) -> torch.Tensor:
         """Every version as a labelled thumbnail in a grid (the current one framed)."""
@@ -707,11 +757,7 @@ class Session:
     def _model_reply(self, arg: str) -> Reply:
         if not arg:
             return Reply(f"planner: {self.model_name}", kind="command")
-        from agent.planners import make_planner
-
-        self._planner = make_planner(arg, base_url=self.base_url)
-        self.model_name = arg
-        self.store.set_meta(model=arg)
+        self.set_model(arg, critic=self.critic, api_key=self._api_key, base_url=self.base_url)
         return Reply(f"planner is now {arg}", kind="command")
 
 
