@@ -251,3 +251,44 @@ def _shaper_gamma(shaper: np.ndarray) -> float:
     if not np.allclose(shaper, x ** (1 / gamma), atol=2e-6):
         raise ValueError("the 1-D shaper is not a power curve x ** (1/gamma); only such shapers are supported")
     return gamma
+
+
+def recipe_to_cube(recipe: Any, size: int = DEFAULT_SIZE, title: str = "imagent") -> str:
+    """A recipe of colour-only steps as Adobe `.cube` text (uniform lattice on [0,1]), for any grading tool.
+
+    The lattice is uniform (no 1-D shaper): ffmpeg's `lut3d` and most consumers read only
+    `LUT_3D_SIZE` and the rows. Raises `tools.recipe.RecipeError` naming the first step that a
+    LUT cannot hold: a spatial step, a masked one, or one whose map depends on the image.
+
+    Example:
+        >>> from tools.recipe import Recipe
+        >>> text = recipe_to_cube(Recipe().then("saturation", {"amount": 30}), 17)
+        >>> text.splitlines()[1], len(text.splitlines())
+        ('LUT_3D_SIZE 17', 4917)
+    """
+    from tools.recipe import RecipeError
+
+    if size not in (17, DEFAULT_SIZE, MAX_SIZE):
+        raise RecipeError(f"cube size {size} is not offered: use 17, 33 or 65 (33 is the usual)")
+    steps = []
+    for i, step in enumerate(recipe.steps, 1):
+        try:
+            tool, params = step.resolve()
+        except ValueError as exc:
+            raise RecipeError(f"step {i}: {exc}") from None
+        if tool.read_only:
+            continue  # measures only: no effect on the pixels
+        if not tool.pointwise:
+            why = "it looks at neighbouring pixels"
+        elif tool.name in IMAGE_DEPENDENT:
+            why = "its change depends on the whole photo's statistics"
+        elif step.mask is not None:
+            why = f"it is restricted to the mask {step.mask!r}, and a LUT applies to the whole frame"
+        else:
+            steps.append((tool, params))
+            continue
+        raise RecipeError(f"step {i} `{step.tool}` is not colour-only ({why}); a .cube can hold only "
+                          "whole-frame colour steps: remove it or export a recipe without it")
+    if not steps:
+        raise RecipeError("the recipe changes no colours: nothing to export as a .cube")
+    return to_cube(bake(steps, size, gamma=1.0), title)
