@@ -43,6 +43,7 @@ from agent.protocol import (
 )
 from agent.settings import MAX_INVALID_CALLS, OP_TIMEOUT
 from agent.state import EditSession, Version
+from tools.lut3d import FILE_BACKED
 from tools.registry import ToolError, all_tools, get, to_langchain
 
 SYSTEM_PROMPT = """You are imagent, a careful photo editor. You edit by calling tools; each tool \
@@ -210,7 +211,8 @@ def run_loop(
         return crit
 
     score(session.head)
-    tools = [t for t in all_tools() if not t.read_only or t.name == "measure" or t.family == "mask"]
+    tools = [t for t in all_tools() if (not t.read_only or t.name == "measure" or t.family == "mask")
+             and t.name not in FILE_BACKED]  # a planner cannot load a user's .cube
     lc_tools = [to_langchain(t) for t in tools]
     # Strict schemas where the provider takes them: the model cannot invent or drop arguments.
     if "strict" in inspect.signature(model.bind_tools).parameters:

@@ -502,3 +502,37 @@ def black_and_white(image: Tensor, p: BlackAndWhite) -> Tensor:
 def _mono(x: Tensor, w: Tensor, strength: float) -> Tensor:
     grey = torch.einsum("c,bchw->bhw", w, x).unsqueeze(1).clamp_(0, 1)  # negative weights overshoot
     return torch.lerp(x, grey, strength)
+
+
+# ----------------------------------------------------------------- a user's .cube look
+
+
+class Lut3DLook(Params):
+    """Apply a colour look from a .cube 3-D LUT file the user gave (`--look`); not for inventing looks."""
+
+    cube: str = Field("", max_length=255, description="file name of the .cube beside the recipe; empty = no look")
+    sha256: str = Field("", pattern=r"^([0-9a-f]{64})?$", description="sha256 of the .cube file's bytes")
+    interpolation: Literal["trilinear", "tetrahedral"] = Field(
+        "tetrahedral", description="between lattice points: tetrahedral (ffmpeg's and Resolve's default) or trilinear"
+    )
+    strength: float = Field(1.0, ge=0, le=1, description="1 = the full look, 0 = unchanged")
+
+
+@register(Lut3DLook, family="color", pointwise=True, name="lut3d")
+def lut3d_look(image: Tensor, p: Lut3DLook) -> Tensor:
+    """(B,3,H,W) sRGB in [0,1] -> same, through the LUT kept under `p.sha256` (`tools.lut3d.remember_cube`).
+
+    The agent layer reads the file, checks its hash and hands the bytes over; this op only looks
+    the LUT up, so a recipe replays the same pixels or refuses.
+    """
+    from tools import lut3d
+    from tools.registry import ToolError
+
+    if not p.sha256 or p.strength == 0:
+        return _unchanged(image)
+    lut = lut3d.remembered(p.sha256)
+    if lut is None:
+        raise ToolError(f"lut3d: the .cube {p.cube!r} (sha256 {p.sha256[:12]}...) is not loaded; "
+                        "give it with --look, or keep it beside the recipe", fields=("sha256",))
+    out = lut3d.apply_tetrahedral(image, lut) if p.interpolation == "tetrahedral" else lut3d.apply(image, lut)
+    return out if p.strength == 1 else torch.lerp(image, out, p.strength)

@@ -32,6 +32,7 @@ A uniform lattice (gamma 1) had max 9.1 on gamma 2 + saturation; N = 65 cut crea
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -292,3 +293,59 @@ def recipe_to_cube(recipe: Any, size: int = DEFAULT_SIZE, title: str = "imagent"
     if not steps:
         raise RecipeError("the recipe changes no colours: nothing to export as a .cube")
     return to_cube(bake(steps, size, gamma=1.0), title)
+
+
+# ----------------------------------------------------------------- users' .cube files as a step
+
+_LOOKS: dict[str, Lut3D] = {}  # sha256 of the file's bytes -> its LUT: what the `lut3d` tool reads
+# Tools whose params name a file the agent layer loads: never offered to a planner, which cannot load one.
+FILE_BACKED = frozenset({"lut3d"})
+
+
+def remember_cube(data: bytes, where: str = ".cube file") -> str:
+    """Parse a user's .cube file (its bytes) and keep its LUT under its sha256, which is returned.
+
+    The `lut3d` tool finds the LUT by that hash: tools never read files, the agent layer reads
+    the file, checks its hash against the recipe's, and hands the bytes here.
+    """
+    digest = hashlib.sha256(data).hexdigest()
+    if digest not in _LOOKS:
+        try:
+            _LOOKS[digest] = from_cube(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ValueError(f"{where}: {exc}") from None
+    return digest
+
+
+def remembered(digest: str) -> Lut3D | None:
+    """The LUT kept under this sha256 by `remember_cube`, or None."""
+    return _LOOKS.get(digest)
+
+
+def apply_tetrahedral(image: torch.Tensor, lut: Lut3D) -> torch.Tensor:
+    """Map a (B,3,H,W) image in [0,1] through a LUT by tetrahedral interpolation (as ffmpeg's and
+    Resolve's default): each cell splits into 6 tetrahedra along its grey diagonal, so a neutral
+    input reads only neutral lattice points. Differentiable in the image.
+
+    Example:
+        >>> img = torch.rand(1, 3, 8, 8)
+        >>> bool((apply_tetrahedral(img, identity(17, 1.0)) - img).abs().max() < 1e-5)
+        True
+    """
+    n = lut.size
+    x = image.clamp(0, 1) if lut.gamma == 1 else image.clamp(1e-12, 1) ** (1 / lut.gamma)
+    b, _, h, w = x.shape
+    pos = x.permute(0, 2, 3, 1).reshape(-1, 3) * (n - 1)  # (P, 3) as r, g, b
+    base = pos.detach().floor().clamp(max=n - 2)
+    frac = pos - base
+    stride = torch.tensor([1, n, n * n], device=x.device)  # table[b, g, r] flattened: r fastest
+    corner = (base.long() * stride).sum(1)
+    order = frac.detach().argsort(1, descending=True)  # the tetrahedron: axes by falling fraction
+    f = frac.gather(1, order)  # f1 >= f2 >= f3
+    steps = stride[order].cumsum(1)  # offsets of the 2nd, 3rd and 4th vertex from the corner
+    table = lut.table.to(device=x.device, dtype=x.dtype).reshape(-1, 3)
+    out = (1 - f[:, :1]) * table[corner]
+    for k in range(3):
+        weight = f[:, k:k + 1] - (f[:, k + 1:k + 2] if k < 2 else 0)
+        out = out + weight * table[corner + steps[:, k]]
+    return out.reshape(b, h, w, 3).permute(0, 3, 1, 2).clamp(0, 1).contiguous()
