@@ -118,6 +118,8 @@ class LoadedImage:
     exif: bytes | None  # raw EXIF of the source, orientation reset to 1
     icc_converted: bool  # an embedded ICC profile was converted to sRGB
     path: Path | None = None
+    # the decoded HWC uint8 RGB of an 8-bit colour source, kept for `tools.render8` (+25 % memory)
+    pixels8: np.ndarray | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -229,7 +231,9 @@ def load_image(
             color, alpha, depth = _split(im, name)
         orientation, exif = _read_exif(im, name)
         rgb, converted = _to_srgb(color, im.info.get("icc_profile"), name)
-        image = to_tensor(_orient(rgb, orientation))
+        upright = _orient(rgb, orientation)
+        image = to_tensor(upright)
+        pixels8 = upright if upright.dtype == np.uint8 and upright.ndim == 3 and upright.shape[2] == 3 else None
         alpha_t = None if alpha is None else _to_float(_orient(alpha, orientation)[..., None], 1)
         fmt, mode = _format(im), im.mode
     try:
@@ -237,7 +241,7 @@ def load_image(
         alpha_t = None if alpha_t is None else alpha_t.to(dev)
     except (RuntimeError, AssertionError) as exc:
         raise ImageLoadError(f"could not put {name} on device {dev}: {exc}") from None
-    return LoadedImage(image, alpha_t, depth, fmt, mode, exif, converted, path)
+    return LoadedImage(image, alpha_t, depth, fmt, mode, exif, converted, path, pixels8)
 
 
 def _open_file(path: Path) -> IO[bytes]:
@@ -507,7 +511,7 @@ def _warn(message: str) -> None:
 
 
 def save_image(
-    image: torch.Tensor | LoadedImage,
+    image: torch.Tensor | np.ndarray | LoadedImage,
     path: str | Path,
     *,
     like: LoadedImage | None = None,
@@ -520,7 +524,8 @@ def save_image(
 ) -> Path:
     """Save a (1,3,H,W) image atomically, format from the extension; returns the path.
 
-    `like` (or the LoadedImage itself) supplies alpha, bit depth, EXIF and the input
+    `image` may also be an HWC uint8 RGB array (what `tools.render8` renders), saved at
+    8 bits. `like` (or the LoadedImage itself) supplies alpha, bit depth, EXIF and the input
     path that must not be overwritten. Raises ImageSaveError; nothing is left behind.
     """
     path = Path(path)
@@ -539,6 +544,8 @@ def save_image(
         raise ImageSaveError(f"quality={quality!r} is invalid: must be a whole number from 1 to 100")
     depth = _save_depth(bit_depth, like, fmt, path)
     _check_target(path, [source, like.path if like else None, own_path], overwrite)
+    if isinstance(image, np.ndarray) and depth != 8:
+        raise ImageSaveError(f"cannot save {path} at {depth} bits from 8-bit pixels; render it as a float image")
     rgb = _check_image(image, path)
     if alpha is None and like is not None and like.alpha is not None:
         if tuple(like.alpha.shape[-2:]) == tuple(rgb.shape[-2:]):
@@ -546,6 +553,8 @@ def save_image(
         else:
             _warn(f"{path}: the source's alpha does not fit the edited size; saved without it")
     a = None if alpha is None else _check_alpha(alpha, rgb, path)
+    if a is not None and isinstance(rgb, np.ndarray):
+        rgb = to_tensor(rgb)[0]
     if a is not None and fmt not in _ALPHA_FORMATS:
         _warn(f"{path}: {fmt} has no transparency; transparent areas flattened onto white")
         rgb, a = rgb * a + (1 - a), None
@@ -597,9 +606,11 @@ def _same_file(a: Path, b: Path) -> bool:
     return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
-def _check_image(image: Any, path: Path) -> torch.Tensor:
+def _check_image(image: Any, path: Path) -> torch.Tensor | np.ndarray:
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        return image
     if not isinstance(image, torch.Tensor) or not image.is_floating_point():
-        raise ImageSaveError(f"cannot save {path}: expected a float image tensor, got {_describe(image)}")
+        raise ImageSaveError(f"cannot save {path}: expected a float image tensor or HxWx3 uint8 pixels, got {_describe(image)}")
     x = image[0] if image.ndim == 4 and image.shape[0] == 1 else image
     if x.ndim != 3 or x.shape[0] != 3:
         raise ImageSaveError(f"cannot save {path}: image must be (1,3,H,W) or (3,H,W), got {tuple(image.shape)}")
@@ -624,10 +635,13 @@ def _describe(x: Any) -> str:
     return f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
 
 
-def _encode(fmt: str, rgb: torch.Tensor, alpha: torch.Tensor | None, depth: int, quality: int,
+def _encode(fmt: str, rgb: torch.Tensor | np.ndarray, alpha: torch.Tensor | None, depth: int, quality: int,
             exif: bytes | None, path: Path) -> bytes:
     """Encode fully in memory: a failing encoder never touches the disk."""
-    pixels = _quantize(rgb if alpha is None else torch.cat([rgb, alpha]), depth)
+    if isinstance(rgb, np.ndarray):  # 8-bit pixels, no alpha (save_image converted those)
+        pixels = np.ascontiguousarray(rgb)
+    else:
+        pixels = _quantize(rgb if alpha is None else torch.cat([rgb, alpha]), depth)
     if exif is not None and fmt == "BMP":
         _warn(f"{path}: BMP cannot carry EXIF; metadata not kept")
     if depth == 16:
