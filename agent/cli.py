@@ -49,6 +49,10 @@ def pixel_policy(max_pixels: int | None) -> int:
     return limit
 
 
+LookOpt = Annotated[Path | None, typer.Option(
+    help="A .cube 3-D LUT (from Resolve, Lightroom, `imagent export`): applied as the last step.")]
+
+
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
     """Exit statuses: 0 goal met; 1 other error; 2 usage error or bad input; 3 written but the goal
@@ -126,16 +130,21 @@ def apply_cmd(
     bit_depth: Annotated[int | None, typer.Option(help="8 or 16 (PNG/TIFF); default: the source's.")] = None,
     keep_metadata: Annotated[bool, typer.Option(help="Keep EXIF (GPS included).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
+    look: LookOpt = None,
     max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Replay a recipe on a photo (deterministic: same recipe, same pixels)."""
+    from agent.cubes import load_recipe_cubes, look_step
     from tools.io import load_image, save_image
     from tools.recipe import Recipe, apply_recipe
 
-    check_outputs({"-o": output}, {"photo": image, "recipe": recipe}, overwrite=overwrite)
+    check_outputs({"-o": output}, {"photo": image, "recipe": recipe, "--look": look}, overwrite=overwrite)
     max_pixels = pixel_policy(max_pixels)
     rec = Recipe.load(recipe)
     masks = load_recipe_masks(rec, recipe.parent, max_pixels)
+    load_recipe_cubes(rec, recipe.parent)  # the .cube files of its lut3d steps, checked by sha256
+    if look is not None:
+        rec = rec.model_copy(update={"steps": [*rec.steps, look_step(look)]})
     src = load_image(image, max_pixels=max_pixels)
     out = apply_recipe(src.image, rec, masks)
     path = save_image(out, output, like=src, quality=quality, bit_depth=bit_depth,
@@ -164,21 +173,25 @@ def edit_cmd(
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (vLLM, llama.cpp, LM Studio).")] = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality 1-100.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
+    look: LookOpt = None,
     max_pixels: MaxPixelsOpt = None,
 ) -> None:
     """Edit one photo toward a goal: plan, apply, score, iterate; write the best version.
 
+    With --look, the .cube is applied after the goal's edits (scores are measured before it).
     Exit status: 0 goal met, 3 written but not met, 4 nothing understood (nothing written).
     """
     from rich.live import Live
 
     from agent.api import edit
+    from agent.cubes import copy_beside, look_step
     from tools.io import check_output_path, load_image
 
     check_outputs({"-o": output, "--recipe": recipe, "--trace": trace},
-                  {"photo": image, "--reference": reference, "--mask": mask}, overwrite=overwrite)
+                  {"photo": image, "--reference": reference, "--mask": mask, "--look": look}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
     max_pixels = pixel_policy(max_pixels)
+    looked = look_step(look, beside=recipe) if look is not None else None
     source = load_image(image, max_pixels=max_pixels)  # a bad input fails before any table is drawn
     region = None
     if mask is not None:
@@ -203,9 +216,16 @@ def edit_cmd(
         console.print(table)
     if result.outcome == "nothing" and not result.goal.intents:
         raise typer.Exit(_nothing_understood(result.goal))
+    if looked is not None:  # re-rendered from the recipe: `imagent apply` gives the same pixels
+        from tools.recipe import apply_recipe
+
+        result.recipe = result.recipe.model_copy(update={"steps": [*result.recipe.steps, looked]})
+        result.image = apply_recipe(source.image, result.recipe, result.masks)
     path = result.save(output, quality=quality, overwrite=overwrite)
     if recipe is not None:
         result.save_recipe(recipe)  # masks the agent made are written beside it
+        if look is not None:
+            copy_beside(look, recipe)
     if trace is not None:
         _write_text(trace, json.dumps(result.trace_dict(), indent=2, default=str))
     _print_result(result, path)
@@ -324,22 +344,16 @@ def load_recipe_masks(rec: Any, base: Path, max_pixels: int) -> dict[str, Any]:
     A recipe is data people share: an absolute path, `..` or a symlink out of the folder is
     refused before anything is read, so a recipe cannot make imagent open other files.
     """
-    import os
-
+    from agent.cubes import beside_recipe
     from tools.io import load_image
 
-    folder = Path(os.path.realpath(base))
     masks = {}
     for name, spec in rec.masks.items():
         raw = spec.get("path") if isinstance(spec, dict) else None
         if not isinstance(raw, str) or not raw:
             raise UserError(f"recipe mask {name!r} has no \"path\"; give a grayscale PNG (white = edit) "
                             "beside the recipe")
-        real = Path(os.path.realpath(folder / raw))
-        if Path(raw).is_absolute() or not real.is_relative_to(folder):
-            raise UserError(f"recipe mask {name!r}: {raw!r} is outside the recipe's folder; "
-                            "masks must sit beside the recipe (copy the PNG there and name it relatively)")
-        m = load_image(real, max_pixels=max_pixels)
+        m = load_image(beside_recipe(base, raw, f"recipe mask {name!r}", "masks", "PNG"), max_pixels=max_pixels)
         masks[name] = m.image.mean(1, keepdim=True)
     return masks
 

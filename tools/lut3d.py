@@ -292,7 +292,7 @@ def recipe_to_cube(recipe: Any, size: int = DEFAULT_SIZE, title: str = "imagent"
                           "whole-frame colour steps: remove it or export a recipe without it")
     if not steps:
         raise RecipeError("the recipe changes no colours: nothing to export as a .cube")
-    return to_cube(bake(steps, size, gamma=1.0), title)
+    return to_cube(bake(steps, size, gamma=1.0), " ".join(title.replace('"', "'").split()) or "imagent")
 
 
 # ----------------------------------------------------------------- users' .cube files as a step
