@@ -68,3 +68,32 @@ def jpeg(image: torch.Tensor, quality: int = 20) -> torch.Tensor:
         dec = cv2.cvtColor(cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         out.append(torch.from_numpy(dec).permute(2, 0, 1).float() / 255.0)
     return torch.stack(out).to(image.device, image.dtype)
+
+
+def camera_noise(image: torch.Tensor, shot: float = 0.006, read: float = 4e-5, quality: int = 90,
+                 seed: int = 0) -> torch.Tensor:
+    """A camera's noise: Poisson-Gaussian in linear light, then the sRGB tone curve, then JPEG.
+
+    Variance shot * signal + read per linear channel value (the heteroscedastic model of
+    Foi et al., 2008, with a Gaussian stand-in for Poisson), independent per channel as on
+    a demosaiced sensor; quality 100 skips the JPEG.
+    """
+    g = torch.Generator().manual_seed(seed)
+    lin = srgb_to_linear(image)
+    noise = torch.randn(image.shape, generator=g, dtype=image.dtype).to(image.device)
+    out = linear_to_srgb((lin + (shot * lin + read).sqrt() * noise).clamp(0, 1))
+    return out if quality >= 100 else jpeg(out, quality)
+
+
+def low_light(image: torch.Tensor, stops: float = 3.0, shot: float = 0.006, read: float = 4e-5,
+              quality: int = 90, seed: int = 0) -> torch.Tensor:
+    """A photo taken `stops` EV too dark: linear light scaled by 2**-stops, then `camera_noise`."""
+    return camera_noise(underexpose(image, stops), shot, read, quality, seed)
+
+
+def downscale(image: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """Each side divided by `factor` with area averaging (OpenCV's INTER_AREA): the input of an upscale."""
+    import torch.nn.functional as F
+
+    h, w = image.shape[-2:]
+    return F.interpolate(image, size=(max(1, h // factor), max(1, w // factor)), mode="area").clamp(0, 1)
