@@ -54,6 +54,8 @@ INTENTS: dict[str, str] = {
     "add_glasses": "put eyeglasses on the face (face generator edit)",
     "remove_glasses": "take the eyeglasses off the face (face generator edit)",
     "face_lighting": "brighter light on the face (face generator relighting)",
+    "low_light": "a night or very dark shot: bring up the light, then clean the noise it reveals",
+    "upscale": "enlarge the photo 2x or 4x with new detail (super-resolution)",
 }
 
 UNSUPPORTED = "unsupported"
@@ -215,6 +217,12 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "face_lighting": ("brighter face lighting", "better light on the face", "relight the face",
                       "more light on her face", "improve the face lighting", "the face lighting is dull",
                       "stronger light on his face", "light the face better"),
+    "low_light": ("this night shot is too dark", "the night photo is too dark", "brighten this night shot",
+                  "it was taken at night and it's too dark", "fix this low light photo", "rescue this night picture",
+                  "a night scene that came out black", "the nighttime street photo is too dark"),
+    "upscale": ("make it 2x bigger", "upscale for print", "upscale it", "enlarge the photo", "make it four times larger",
+                "increase the resolution", "double the resolution", "super resolution", "make it bigger for printing",
+                "I need a higher resolution version", "blow it up for a poster"),
     # near misses that no intent covers: a clause nearest to these is reported as unmapped
     UNSUPPORTED: (
         "crop it", "crop it square", "rotate it", "straighten the horizon", "resize the image",
@@ -357,6 +365,13 @@ _HIGHS = r"highlights?|sky|skies|clouds?|windows?|sun|bright (?:areas|parts)"
 
 # (pattern, label) in order; "{more}" = attribute increased, "{less}" = attribute reduced.
 _RULES: list[tuple[str, str]] = [
+    # before the light rules: "the night shot is too dark" is a low-light rescue, not just "brighter"
+    (r"\b(?:night(?:time)?|low[- ]light|after dark|in the dark)\b.*\b(?:dark|dim|black|grainy|noisy|gloomy|"
+     r"underexposed|brighten|lighten|rescue|fix|save|see)\b|\b(?:brighten|lighten|rescue|fix|save)\b.*"
+     r"\b(?:night|low[- ]light)\b|\blow[- ]light (?:photo|shot|picture|image)\b", "low_light"),
+    (r"\bup-?scal\w*|\bsuper[- ]?resolution\b|\b(?:enlarge|blow up)\b|\b(?:more|higher|increase the|double the)"
+     r" resolution\b|\b(?:\d|two|four|twice|double)\w*(?: times|x)? (?:as )?(?:bigger|larger)\b|"
+     r"\b(?:bigger|larger) (?:for (?:a |the )?(?:print|poster)|\d ?x)\b|\bfor (?:a |the )?(?:print|poster)\b", "upscale"),
     # face generator edits (tools/gan): before the generic rules, whose "brighter"/"remove" they would eat
     # the generator makes human faces: a pet's smile is not one of them
     (r"^(?!.*\b(?:dogs?|cats?|pupp(?:y|ies)|kittens?|pets?|animals?|horses?|birds?)\b)"
@@ -457,6 +472,21 @@ def _attr_intent(text: str, direction: int) -> str | None:
         if pat.search(text):
             return more if direction > 0 else less
     return None
+
+
+_FACTOR = re.compile(r"\b(?:(?P<n>\d+(?:\.\d+)?) ?(?:x|times)|(?P<word>twice|double|two times|three times|"
+                     r"four times|quadruple))\b|\b(?P<print>print|poster)\b")
+
+
+def upscale_factor(clause: str) -> int:
+    """2 or 4: "4x", "four times", "for print" (a print wants 4x) give 4, anything else 2."""
+    m = _FACTOR.search(clause)
+    if m is None:
+        return 2
+    if m["print"]:
+        return 4
+    n = float(m["n"]) if m["n"] else {"twice": 2, "double": 2, "two times": 2}.get(m["word"], 4)
+    return 4 if n > 2 else 2
 
 
 _NUM = r"(\d+(?:\.\d+)?)"
