@@ -562,7 +562,7 @@ class Session:
             else:
                 raise UserError(f"unknown command /{name}; /help lists them")
         except Exception as exc:
-            if not _user_facing(exc):
+            if not user_facing(exc):
                 raise
             return Reply(str(exc), kind="error", version=self.head)
         reply.version = reply.version or self.head
@@ -864,7 +864,8 @@ def _scope(goal: Any, stats: Any, coverage: float) -> Any:
 _RECORDED = {"undo", "redo", "checkout", "compare", "save", "mask", "model"}  # commands that act
 
 
-def _user_facing(exc: Exception) -> bool:
+def user_facing(exc: Exception) -> bool:
+    """Whether `exc` is a problem the person can fix (shown as one line), not a bug."""
     from tools.io import ImageLoadError, ImageSaveError
     from tools.registry import ToolError
 
