@@ -181,9 +181,14 @@ def set_planner(tab: Tab, model: str, critic: str, base_url: str | None, api_key
 
 def set_budget(tab: Tab, max_steps: float, max_seconds: float) -> View:
     def run() -> str:
+        from pydantic import ValidationError
+
         from agent.goals import Budget
 
-        b = Budget(max_steps=int(max_steps), max_seconds=float(max_seconds))
+        try:
+            b = Budget(max_steps=int(max_steps), max_seconds=float(max_seconds))
+        except ValidationError as exc:
+            raise UserError(f"budget: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg'].lower()}") from None
         tab.budget = {"max_steps": b.max_steps, "max_seconds": b.max_seconds}
         if tab.session is not None:
             tab.session.budget.update(tab.budget)
