@@ -45,6 +45,7 @@ HELP = """Say what you want ("brighter", "a bit more", "less than that", "like b
   /save PATH              render the current version at full resolution and write it (asks before
                           replacing a file; never over the photo the session started from)
   /recipe                 the current version's recipe (JSON, replayable with `imagent apply`)
+  /export FILE.cube       the current version as a 3-D LUT for other editors (colour-only edits)
   /masks                  named masks;  /mask NAME PATH  adds one from a grayscale image (white = edit)
   /model [NAME]           the planner in use; give a name to switch (offline, openai:gpt-4o-mini, ...)
   /resume                 finish a request a crash cut off (done automatically when a session opens)
@@ -559,6 +560,10 @@ class Session:
                 reply = Reply(f"mask '{mname}' added ({self._coverage(mname):.0%} of the image)", kind="command")
             elif name == "model":
                 reply = self._model_reply(arg)
+            elif name == "export":
+                if not arg:
+                    raise UserError("/export needs a path: /export look.cube")
+                reply = self._export_reply(arg)
             else:
                 raise UserError(f"unknown command /{name}; /help lists them")
         except Exception as exc:
@@ -688,6 +693,32 @@ class Session:
             written.append(p)
         written.append(atomic_write_bytes(path, rec.to_json().encode()))
         return written
+
+    def cube(self, version: int | str | None = None, size: int = 33) -> str:
+        """A version's recipe (default the current) as .cube text; RecipeError names a step a LUT
+        cannot hold (spatial, masked or image-dependent)."""
+        from tools.lut3d import recipe_to_cube
+
+        n = self.store.head if version is None else _vid(version)
+        stem = Path(self.store.meta("source") or "image").stem
+        return recipe_to_cube(self.recipe(n), size=size, title=f"imagent {stem} v{n}")
+
+    def _export_reply(self, arg: str) -> Reply:
+        """/export FILE.cube: an existing file is replaced only after a person says yes."""
+        from tools.io import atomic_write_bytes
+
+        path = Path(arg).expanduser()
+        if path.suffix.lower() != ".cube":
+            raise UserError("/export writes a 3-D LUT: give a .cube path, e.g. /export look.cube "
+                            "(/save writes the image, /recipe shows the recipe)")
+        text = self.cube()  # before asking: a recipe a LUT cannot hold is refused first
+        if self._target_exists(path, image=False):
+            question = f"{path} exists; overwrite? [y/N]"
+            if self.ask is None or not self.ask(question):
+                return Reply(f"{question} no: {path} is unchanged; /export to another path", kind="error",
+                             version=self.head)
+        atomic_write_bytes(path, text.encode())
+        return Reply(f"wrote {path} ({self.head} as a 33^3 .cube LUT)", kind="command", path=path)
 
     def _used_masks(self, rec: Any) -> list[str]:
         masks = self.store.mask_hashes()
@@ -861,7 +892,7 @@ def _scope(goal: Any, stats: Any, coverage: float) -> Any:
 # -- small helpers -------------------------------------------------------------------------
 
 
-_RECORDED = {"undo", "redo", "checkout", "compare", "save", "mask", "model"}  # commands that act
+_RECORDED = {"undo", "redo", "checkout", "compare", "save", "mask", "model", "export"}  # commands that act
 
 
 def user_facing(exc: Exception) -> bool:

@@ -209,6 +209,10 @@ def download(tab: Tab, what: str) -> View:
             path = s.save(out / f"{stem}.png", overwrite=True)
         elif what == "recipe":
             path = _recipe_file(s, out, stem)
+        elif what == "cube":
+            from tools.io import atomic_write_bytes
+
+            path = atomic_write_bytes(out / f"{stem}.cube", s.cube().encode())
         else:
             raise UserError(f"nothing to download called {what!r}")
         tab.download = path
