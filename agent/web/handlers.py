@@ -82,11 +82,19 @@ def reopen(tab: Tab, name: str | None, tabs: Tabs | None = None) -> View:
     return _act(tab, run)
 
 
+# chat commands that name a server path: the page has buttons and a mask panel for these instead
+PATH_COMMANDS = {"save": "the Image download button", "mask": "the mask panel", "export": "the .cube LUT button"}
+
+
 def say(tab: Tab, text: str, mask: str | None = None) -> Iterator[View]:
     """One message (a request or a /command); yields the page after each step the agent takes."""
     try:
         with tab.busy():
             s = tab.require()
+            name = (text or "").strip()[1:].split(" ", 1)[0].lower() if (text or "").strip().startswith("/") else ""
+            if name in PATH_COMMANDS:
+                raise UserError(f"/{name} takes a path on the server, which a web page may not name; "
+                                f"use {PATH_COMMANDS[name]}")
             yield from _converse(tab, s, text, mask or None)
     except Exception as exc:
         if not user_facing(exc):

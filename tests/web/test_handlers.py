@@ -231,3 +231,11 @@ def test_no_session_yet(tabs: Tabs) -> None:
     t = tabs.get("z")
     view = H.undo(t)
     assert t.failed and "upload one" in view.status and view.compare is None
+
+
+def test_commands_that_name_server_paths_are_refused(tab: Tab, tmp_path: Path) -> None:
+    for line in (f"/save {tmp_path / 'x.png'}", f"/export {tmp_path / 'x.cube'}", f"/mask sky {tmp_path / 'm.png'}"):
+        final = _run(H.say(tab, line))[-1]
+        assert tab.failed and "may not name" in final.status
+    assert not list(tmp_path.glob("x.*"))
+    assert "now at v0" in _run(H.say(tab, "/versions"))[-1].status, "other commands work"
