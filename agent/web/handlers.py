@@ -95,6 +95,8 @@ def say(tab: Tab, text: str, mask: str | None = None) -> Iterator[View]:
             if name in PATH_COMMANDS:
                 raise UserError(f"/{name} takes a path on the server, which a web page may not name; "
                                 f"use {PATH_COMMANDS[name]}")
+            if name == "model":
+                _offered(tab, text.strip()[len("/model"):].strip())
             yield from _converse(tab, s, text, mask or None)
     except Exception as exc:
         if not user_facing(exc):
@@ -170,11 +172,20 @@ def add_mask(tab: Tab, kind: str, editor: dict[str, Any] | None, colour: str = "
     return _act(tab, run)
 
 
+def _offered(tab: Tab, spec: str) -> str:
+    """A planner or critic spec a page may ask for: any but a local model path the server did not offer."""
+    offered = {*tab.config.planners, tab.config.model, tab.config.critic}
+    if spec.lower().startswith("hf:") and spec not in offered:
+        raise UserError(f"{spec!r} names a folder on the server, which a web page may not choose; start the "
+                        "server with it instead: imagent serve --model hf:/path/to/model")
+    return spec
+
+
 def set_planner(tab: Tab, model: str, critic: str, base_url: str | None, api_key: str | None) -> View:
     """Choose the planner and critic; the key stays in this process's memory (never stored or shown)."""
     def run() -> str:
-        model_ = (model or "offline").strip()
-        critic_ = (critic or "offline").strip()
+        model_ = _offered(tab, (model or "offline").strip())
+        critic_ = _offered(tab, (critic or "offline").strip())
         url = (base_url or "").strip() or None
         if tab.session is not None:
             tab.session.set_model(model_, critic=critic_, api_key=api_key or None, base_url=url)

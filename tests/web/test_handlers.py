@@ -239,3 +239,11 @@ def test_commands_that_name_server_paths_are_refused(tab: Tab, tmp_path: Path) -
         assert tab.failed and "may not name" in final.status
     assert not list(tmp_path.glob("x.*"))
     assert "now at v0" in _run(H.say(tab, "/versions"))[-1].status, "other commands work"
+
+
+def test_local_model_paths_come_from_the_server_only(tab: Tab) -> None:
+    H.set_planner(tab, "hf:/etc", "offline", "", "")
+    assert tab.failed and "may not choose" in tab.notice and tab.session.model_name == "offline"
+    H.set_planner(tab, "offline", "hf:/etc", "", "")
+    assert tab.failed and "may not choose" in tab.notice
+    assert "may not choose" in _run(H.say(tab, "/model hf:/etc"))[-1].status
