@@ -3,7 +3,7 @@
 Tokens come from each answer's `usage_metadata` (what the provider reported, not an
 estimate). Dollars come from a price table in USD per million tokens, keyed
 "provider:model"; a dated or suffixed model name ("gpt-4o-mini-2024-07-18") uses
-the longest listed prefix. Local providers (offline, ollama, hf) cost nothing.
+the longest listed prefix. Local providers (offline, ollama, hf, gguf) cost nothing.
 Users add or change prices in settings (`[prices."openai:my-model"]` in
 imagent.toml or IMAGENT_PRICES); the table below is a dated default, not a quote.
 """
@@ -43,7 +43,7 @@ DEFAULT_PRICES: dict[str, Price] = {
         "google_genai:gemini-2.5-pro": (1.25, 10.0),
     }.items()
 }
-FREE_PROVIDERS = {"imagent", "offline", "ollama", "hf", "huggingface", "scripted"}
+FREE_PROVIDERS = {"imagent", "offline", "ollama", "hf", "huggingface", "scripted", "gguf"}
 
 
 def price_of(key: str, extra: dict[str, Price] | None = None) -> Price | None:

@@ -30,7 +30,8 @@ from agent.offline import BoundTool, decide
 from agent.protocol import parse_state
 
 ACCEPTED = ("'offline', 'provider:model' (e.g. 'openai:gpt-4o-mini', 'anthropic:claude-sonnet-4-5', "
-            "'ollama:llama3.1') or 'hf:/path/to/local/model'")
+            "'ollama:llama3.1'), 'hf:/path/to/local/model', 'local' (after `make llm`) or "
+            "'gguf:/path/to/model.gguf'")
 
 NO_GOAL_REPLY = (
     "I am imagent's offline planner: I edit by measurement, not by conversation. Give me a goal "
@@ -164,10 +165,15 @@ def make_planner(
     temperature: float = 0,
     **kwargs: Any,
 ) -> BaseChatModel:
-    """The planning chat model named by `spec`: 'offline', 'provider:model' or 'hf:/local/path'."""
+    """The planning chat model named by `spec`: 'offline', 'provider:model', 'hf:/local/path',
+    'local[:NAME]' (a cached GGUF model, `make llm`) or 'gguf:/path/model.gguf'."""
     text = (spec or "").strip()
     if text.lower() == "offline":
         return OfflinePlanner(temperature=temperature, **kwargs)
+    if text.lower() == "local" or text.lower().startswith("local:"):
+        from agent.local_llm import make_local
+
+        return make_local(text.lower(), temperature=temperature, **kwargs)
     provider, sep, name = text.partition(":")
     provider = provider.strip().lower().replace("-", "_")
     name = name.strip()
@@ -175,6 +181,10 @@ def make_planner(
         raise PlannerError(f"planner {spec!r} is not understood; use {ACCEPTED}")
     if provider == "hf":
         return _huggingface(name, temperature=temperature, **kwargs)
+    if provider == "gguf":
+        from agent.local_llm import make_local
+
+        return make_local(name, temperature=temperature, **kwargs)
     if provider == "offline":
         raise PlannerError(f"the offline planner takes no model name; use 'offline', not {spec!r}")
     if provider == "huggingface":  # langchain's route would download weights from the Hub
