@@ -97,16 +97,17 @@ def _components(config: Config) -> dict[str, Any]:
             with gr.Row():
                 c["undo"] = gr.Button("Undo", elem_id="undo")
                 c["redo"] = gr.Button("Redo", elem_id="redo")
-        with gr.Column(scale=2):
+        with gr.Column(scale=3):
             c["chat"] = gr.Chatbot(label="Conversation", elem_id="chat", height=260)
             with gr.Row():
                 c["goal"] = gr.Textbox(placeholder="make it brighter", show_label=False, elem_id="goal", scale=4)
                 c["send"] = gr.Button("Send", variant="primary", elem_id="send", scale=1)
             c["confine"] = gr.Dropdown([WHOLE], value=WHOLE, label="Confine requests to", elem_id="confine")
             c["steps"] = gr.Dataframe(headers=STEP_COLUMNS, label="Steps", elem_id="steps", interactive=False,
-                                      wrap=True)
-            c["targets"] = gr.Dataframe(headers=TARGET_COLUMNS, label="Targets", elem_id="targets",
-                                        interactive=False)
+                                      wrap=True, max_height=320, max_chars=70)
+            c["targets"] = gr.Dataframe(headers=TARGET_COLUMNS, label="Targets before | after", elem_id="targets",
+                                        interactive=False, wrap=True,
+                                        column_widths=["58%", "14%", "14%", "14%"])
             c["cost"] = gr.Markdown(elem_id="cost")
     _mask_panel(c)
     _settings_panel(c, config)

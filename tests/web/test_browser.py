@@ -134,6 +134,13 @@ def _download(page: object, button: str, name: str, dest: Path) -> Path:
 def test_upload_edit_undo_mask_download_replay(server: str, dark_photo: Path, tmp_path: Path) -> None:
     from PIL import Image
 
+    if os.environ.get("IMAGENT_SCREENSHOT"):  # a sharper photo for the README; the flow is the same
+        from tests.helpers import sample
+        from tools.degrade import underexpose
+        from tools.io import save_image
+
+        dark_photo = save_image(underexpose(sample("astronaut", (480, 360)), 1.0), tmp_path / "astronaut.jpg")
+
     external: list[str] = []
     with playwright.sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True)
