@@ -2,7 +2,11 @@
 
 `bake(steps)` runs the real ops on a lattice of N^3 RGB points (an image of N^3 pixels), so the
 table is exact at the lattice; `apply(image, lut)` interpolates it trilinearly at every pixel;
-`to_cube` / `from_cube` write and read the same LUT as a `.cube` file.
+`to_cube` / `from_cube` write and read the same LUT as a `.cube` file. For other software,
+`recipe_to_cube` bakes a colour-only recipe on a uniform lattice (what ffmpeg's `lut3d` reads;
+`evals/cube_check.py` measures ffmpeg's rendering against ours). A user's .cube becomes a step
+through `remember_cube` (kept under its sha256) and the `lut3d` tool, which interpolates
+tetrahedrally (`apply_tetrahedral`, as ffmpeg does: 12 MP in ~1.4 s on 2 cores) or trilinearly.
 
 Lattice: input (i, j, k) / (N-1) raised to `gamma` (1.5: a per-channel power shaper, as film and
 grading LUTs use), so cells are small in the shadows, where gamma-like curves are steep. The
