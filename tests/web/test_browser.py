@@ -2,7 +2,8 @@
 
 The flow of issue 16: upload a photo, "make it brighter" (the image changes, the steps list
 fills), undo, paint a mask and "darken only this", download the recipe and replay it with
-`imagent apply` to the same pixels as the app's own download. The server is started as a
+`imagent apply` to the same pixels as the app's own download; a second tab asking for the same
+session is told it is open elsewhere. The server is started as a
 user would (`imagent serve` in a subprocess on a free 127.0.0.1 port, offline planner); the
 browser may reach nothing but that server. Every wait is on page state. With
 IMAGENT_SCREENSHOT=1 the test writes the README screenshot, docs/img/serve.png.
@@ -183,6 +184,17 @@ def test_upload_edit_undo_mask_download_replay(server: str, dark_photo: Path, tm
 
         image = _download(page, "#get-image", "-v", tmp_path)
         recipe = _download(page, "#get-recipe", ".recipe", tmp_path)
+
+        other = browser.new_page(viewport={"width": 1400, "height": 1000})  # a second tab, its own state
+        other.route("**/*", local_only)
+        other.goto(server)
+        _status_has(other, "Upload a photo")
+        other.click("#refresh")
+        other.click("#sessions input")
+        other.locator("[role=option]").first.click()
+        other.click("#open")
+        _status_has(other, "open in another browser tab")
+        assert "now at" in page.inner_text("#status"), "the first tab is unaffected"
         browser.close()
     assert external == [], f"the page asked for outside resources: {external[:5]}"
 
