@@ -175,8 +175,8 @@ def add_mask(tab: Tab, kind: str, editor: dict[str, Any] | None, colour: str = "
 def _offered(tab: Tab, spec: str) -> str:
     """A planner or critic spec a page may ask for: any but a local model path the server did not offer."""
     offered = {*tab.config.planners, tab.config.model, tab.config.critic}
-    if spec.lower().startswith("hf:") and spec not in offered:
-        raise UserError(f"{spec!r} names a folder on the server, which a web page may not choose; start the "
+    if spec.lower().startswith(("hf:", "gguf:")) and spec not in offered:
+        raise UserError(f"{spec!r} names a path on the server, which a web page may not choose; start the "
                         "server with it instead: imagent serve --model hf:/path/to/model")
     return spec
 

@@ -61,6 +61,7 @@ def build(tabs: Tabs, uploads: Path | None = None) -> gr.Blocks:
         for what in ("image", "recipe", "cube"):
             c[f"get_{what}"].click(on(lambda tab, w=what: H.download(tab, w), 0), [], outputs)
         demo.load(on(H.view_of, 0), [], outputs)
+        demo.load(lambda: gr.update(choices=config.planner_choices()), None, c["model"])
 
         def on_close(request: gr.Request) -> None:
             tabs.drop(request.session_hash)
@@ -134,7 +135,7 @@ def _settings_panel(c: dict[str, Any], config: Config) -> None:
     with gr.Accordion("Planner, critic and budgets", open=False):
         with gr.Row():
             c["model"] = gr.Dropdown(config.planners, value=config.model, allow_custom_value=True,
-                                     label="Planner: offline, provider:model, hf:/local/path")
+                                     label="Planner: offline, local (after make llm), provider:model")
             c["critic"] = gr.Dropdown(["offline", "none"], value=config.critic, allow_custom_value=True,
                                       label="Critic: offline, none, provider:model")
             c["base_url"] = gr.Textbox(label="Server URL (OpenAI-compatible, optional)")

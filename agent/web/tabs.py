@@ -36,6 +36,22 @@ class Config:
     critic: str = "offline"
     base_url: str | None = None
     planners: list[str] = field(default_factory=lambda: ["offline"])  # offered in the planner list
+    _local: list[str] | None = field(default=None, repr=False)
+
+    def planner_choices(self) -> list[str]:
+        """The planners offered: `planners`, then each local GGUF model already fetched (`make llm`)."""
+        if self._local is None:  # looked up once, on the first page load (not before the port answers)
+            from agent.local_llm import MODELS, LocalModelError, model_path
+
+            found = []
+            for name in MODELS:
+                try:
+                    model_path(name)
+                    found.append(f"local:{name}")
+                except LocalModelError:
+                    pass
+            self._local = found
+        return [*self.planners, *(p for p in self._local if p not in self.planners)]
 
 
 class Busy(UserError):

@@ -247,3 +247,16 @@ def test_local_model_paths_come_from_the_server_only(tab: Tab) -> None:
     H.set_planner(tab, "offline", "hf:/etc", "", "")
     assert tab.failed and "may not choose" in tab.notice
     assert "may not choose" in _run(H.say(tab, "/model hf:/etc"))[-1].status
+    H.set_planner(tab, "gguf:/etc/passwd", "offline", "", "")
+    assert tab.failed and "may not choose" in tab.notice
+
+
+def test_fetched_local_models_are_offered(config: Config, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from agent.local_llm import DEFAULT_MODEL, MODELS
+
+    monkeypatch.setenv("IMAGENT_MODELS", str(tmp_path / "models"))
+    assert config.planner_choices() == ["offline"]
+    config._local = None
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / MODELS[DEFAULT_MODEL].file).write_bytes(b"")
+    assert config.planner_choices() == ["offline", f"local:{DEFAULT_MODEL}"]
