@@ -1,0 +1,99 @@
+"""`python -m evals.language`: how well goals in six languages map to intents (issue 14's suite).
+
+The cases (`evals/data/language.json`, 158 goals: English, Chinese, German, French, Spanish,
+Japanese; plain wishes, compounds, negations, looks, regions, geometry, nonsense) name the
+intents each goal must map to. A goal is right when the label set of its parsed intents is
+exactly the expected one; a nonsense goal is right when nothing is mapped (the CLI then
+refuses it). Reported: accuracy per language and per kind, and seconds per goal.
+
+    python -m evals.language [--parser default|keyword] [--show-misses] [--json OUT]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+from collections import defaultdict
+from importlib import resources
+from typing import Any
+
+from agent.errors import UserError
+
+
+def cases() -> list[dict[str, Any]]:
+    data = json.loads(resources.files("evals").joinpath("data/language.json").read_text(encoding="utf-8"))
+    return data["cases"]
+
+
+def labels(goal: Any) -> set[str]:
+    """The label of each parsed intent: NAME, NAME@REGION, or NAME:ARGUMENT (look, crop, rotate, flip)."""
+    out = set()
+    for i in goal.intents:
+        if i.name == "enhance" and i.source == "measurement":
+            continue  # the fallback when nothing was understood, not a mapping
+        arg = getattr(i, "argument", None)
+        label = f"{i.name}:{arg}" if arg else i.name
+        out.add(f"{label}@{i.region}" if i.region else label)
+    return out
+
+
+def run(parser: str = "default") -> list[dict[str, Any]]:
+    from agent.goals import parse_goal
+
+    before = os.environ.get("IMAGENT_NO_EMBEDDINGS")
+    if parser == "keyword":
+        os.environ["IMAGENT_NO_EMBEDDINGS"] = "1"
+    try:
+        return [_score(parse_goal, case) for case in cases()]
+    finally:
+        if before is None:
+            os.environ.pop("IMAGENT_NO_EMBEDDINGS", None)
+        else:
+            os.environ["IMAGENT_NO_EMBEDDINGS"] = before
+
+
+def _score(parse_goal: Any, case: dict[str, Any]) -> dict[str, Any]:
+    t = time.perf_counter()
+    try:
+        got, error = labels(parse_goal(case["goal"])), None
+    except UserError as exc:
+        got, error = set(), str(exc)
+    return {**case, "got": sorted(got), "error": error, "seconds": time.perf_counter() - t,
+            "right": got == set(case["expect"])}
+
+
+def table(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[int, int]]:
+    out: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in rows:
+        out[r[key]][0] += r["right"]
+        out[r[key]][1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parser", choices=("default", "keyword"), default="default")
+    ap.add_argument("--show-misses", action="store_true")
+    ap.add_argument("--json", help="write every case's result here")
+    args = ap.parse_args(argv)
+    rows = run(args.parser)
+    for key in ("lang", "kind"):
+        print(" | ".join(f"{k} {a}/{n} ({100 * a / n:.0f} %)" for k, (a, n) in table(rows, key).items()))
+    right = sum(r["right"] for r in rows)
+    print(f"all {right}/{len(rows)} ({100 * right / len(rows):.0f} %), "
+          f"{statistics.median(r['seconds'] for r in rows) * 1000:.0f} ms per goal (median)")
+    if args.show_misses:
+        for r in rows:
+            if not r["right"]:
+                print(f"  [{r['lang']} {r['kind']}] {r['goal']!r}: want {r['expect']}, got {r['got']}")
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(rows, f, ensure_ascii=False, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
