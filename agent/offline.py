@@ -308,16 +308,32 @@ def _neural_denoise(state: PlanState, hist: History, scale: float) -> dict[str, 
 
 
 def _upscale(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
-    """2x or 4x toward the width asked; Real-ESRGAN where it loads, else Lanczos."""
+    """2x or 4x toward the width asked; Real-ESRGAN where it loads, else Lanczos.
+
+    The network takes ~10 minutes per input megapixel on 2 CPU cores: where it runs past
+    the op timeout the strategy is dropped and `resize` (bicubic) enlarges instead.
+    """
+    ratio = _width_ratio(state)
+    if ratio < 1.5:
+        return {}
+    return {"factor": 4 if ratio > 3 else 2, "method": "neural" if _neural_ready("esrgan") else "lanczos"}
+
+
+def _enlarge(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+    """The fallback: resize by the exact ratio asked (bicubic)."""
+    ratio = _width_ratio(state)
+    return {"scale": ratio} if ratio >= 1.5 else {}
+
+
+def _width_ratio(state: PlanState) -> float:
     aim = next((_aim(t, 0.0) for t in state.targets if t.metric == "width" and not t.met), None)
     width = state.stats.get("width", 0.0)
-    if aim is None or width <= 0 or aim / width < 1.5:
-        return {}
-    return {"factor": 4 if aim / width > 3 else 2, "method": "neural" if _neural_ready("esrgan") else "lanczos"}
+    return 0.0 if aim is None or width <= 0 else aim / width
 
 
 NEURAL_DENOISE = Strategy("denoise", 0, "strength", 0.0, build=_neural_denoise)
 UPSCALE = Strategy("upscale", 5, "factor", 0.0, build=_upscale)
+ENLARGE = Strategy("resize", 5, "scale", 0.0, build=_enlarge)
 LOW_LIGHT = Strategy("low_light", 0, "", 0.0, fixed=(("strength", 1.0),))
 
 # Which strategies move which metric, gentlest-that-works first; a strategy that
@@ -344,7 +360,7 @@ STRATEGIES: dict[str, tuple[Strategy, ...]] = {
     "sharpness": (SHARPEN, CLARITY.on(0.006, _half_ln), BLUR.on(-1.3, _half_ln)),
     "blur_sigma": (DEBLUR,),
     "blockiness": (DEBLOCK,),
-    "width": (UPSCALE,),
+    "width": (UPSCALE, ENLARGE),
 }
 
 # How far inside a one-sided bound to aim: additive for scales, relative for ratios.

@@ -56,7 +56,7 @@ SHA256 = {
     "realesrgan-x4plus.bin": "713ee713b0353afaa27976f0563a64a5043bd70b9bd8936c2e26e25ebcdbcddf",
     "best_model.pth": "64f31f24bc6bd08c46eb5a5f8f67f36576d08337287454b6b5ed2bc4aa60a62f",
 }
-TILE = 192  # px of input per Real-ESRGAN tile: ~0.6 GB of ncnn activations at x4
+TILE = 128  # px of input per Real-ESRGAN tile: ncnn holds ~100 KB per tile pixel (152^2 with context: ~2.3 GB)
 TILE_PAD = 12  # px of context on each side of a tile, cut away after: no seams
 DCE_SIDE = 512  # long side (px) at which Zero-DCE++ estimates its curves (the paper's scheme)
 
@@ -216,9 +216,11 @@ def esrgan_x4(image: torch.Tensor, progress: bool | None = None) -> torch.Tensor
     """(B,3,H,W) sRGB in [0,1] -> (B,3,4H,4W): Real-ESRGAN x4plus, tile by tile.
 
     Each tile is run with TILE_PAD px of context on every side (cut from the output),
-    so no seams show; only the uint8 output and one tile are in memory at once (a
-    3 MP input: 144 MB of output). `progress`: a tqdm bar on stderr (None: when
-    stderr is a terminal or there is more than one tile row).
+    so no seams show. The image is mirror-padded so that every tile has the same
+    shape: ncnn keeps a memory pool per input shape, and tiles cut to the border's
+    sizes grew a 3 MP upscale past 10 GB; with one shape it holds one tile's working
+    set, plus the uint8 output (a 3 MP input: 144 MB). `progress`: a tqdm bar on
+    stderr (None: when stderr is a terminal and there are more than 4 tiles).
     """
     import numpy as np
     from PIL import Image
@@ -228,21 +230,20 @@ def esrgan_x4(image: torch.Tensor, progress: bool | None = None) -> torch.Tensor
 
     net = _esrgan()
     b, _, h, w = image.shape
-    boxes = tiles(h, w)
+    t = min(TILE, max(h, w))
+    boxes = tiles(h, w, t)
     show = progress if progress is not None else len(boxes) > 4 and sys.stderr.isatty()
     out = torch.empty(b, 3, 4 * h, 4 * w, dtype=torch.uint8)
+    side, p = t + 2 * TILE_PAD, TILE_PAD
     with tqdm(total=b * len(boxes), desc="upscale x4 (Real-ESRGAN)", unit="tile", disable=not show,
               file=sys.stderr, leave=False) as bar:
         for i in range(b):
-            arr = to_array(image[i : i + 1])
+            arr = np.pad(to_array(image[i : i + 1]), ((p, p + (-h) % t), (p, p + (-w) % t), (0, 0)), mode="symmetric")
             for y0, y1, x0, x1 in boxes:
-                py0, px0 = max(0, y0 - TILE_PAD), max(0, x0 - TILE_PAD)
-                py1, px1 = min(h, y1 + TILE_PAD), min(w, x1 + TILE_PAD)
-                piece = Image.fromarray(arr[py0:py1, px0:px1].copy())
+                piece = Image.fromarray(np.ascontiguousarray(arr[y0 : y0 + side, x0 : x0 + side]))
                 with _NCNN_LOCK, _quiet():
                     up = torch.from_numpy(np.asarray(net.process_pil(piece)).copy())
-                oy, ox = 4 * (y0 - py0), 4 * (x0 - px0)
-                crop = up[oy : oy + 4 * (y1 - y0), ox : ox + 4 * (x1 - x0)]
+                crop = up[4 * p : 4 * (p + y1 - y0), 4 * p : 4 * (p + x1 - x0)]
                 out[i, :, 4 * y0 : 4 * y1, 4 * x0 : 4 * x1] = crop.permute(2, 0, 1)
                 bar.update()
     return out.to(image.dtype).div_(255).to(image.device)

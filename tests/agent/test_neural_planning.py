@@ -119,3 +119,14 @@ def test_agent_removes_camera_noise_with_the_neural_denoiser() -> None:
     assert any(e.tool == "denoise" and e.params.get("method") == "neural" and e.outcome == "kept"
                for e in res.loop.trace), [(e.tool, e.params, e.outcome, e.reason) for e in res.loop.trace]
     assert psnr(res.image, clean) > psnr(noisy, clean) + 3
+
+
+def test_an_upscale_past_the_op_timeout_falls_back_to_resize() -> None:
+    from agent.protocol import Attempt
+
+    small = measure(photo(48))
+    ps = state(parse_goal("make it 2x bigger", small), small)
+    timed_out = Attempt(tool="upscale", params={"factor": 2, "method": "neural"}, kept=False,
+                        reason="upscale ran past the op timeout (30 s); it will not be run again in this edit")
+    (call,) = decide(ps.model_copy(update={"history": [timed_out]}), bound("upscale", "resize")).calls
+    assert (call.name, call.args) == ("resize", {"scale": 2.0})
