@@ -173,7 +173,7 @@ def launch(config: Config, host: str = "127.0.0.1", port: int = 7860, quiet: boo
     demo.queue(default_concurrency_limit=4)
     try:
         demo.launch(server_name=host, server_port=port, share=False, quiet=quiet, show_error=False,
-                    max_file_size=config.max_upload_bytes, allowed_paths=[str(config.work)],
+                    max_file_size=config.max_upload_bytes,
                     footer_links=[], ssr_mode=False, pwa=False, mcp_server=False, css=CSS,
                     theme=gr.themes.Default(font=["system-ui", "sans-serif"],
                                             font_mono=["ui-monospace", "monospace"]))
