@@ -23,7 +23,8 @@ SIZES = (33, 65)
 def export_cmd(
     recipe: Annotated[Path, typer.Argument(help="Recipe JSON whose steps are all colour-only (tone, colour, B&W, a .cube).")],
     cube: Annotated[Path, typer.Option(help="Where to write the .cube 3-D LUT.")],
-    size: Annotated[int, typer.Option(help="Lattice points per axis: 33 (usual) or 65 (finer, 8x larger file).")] = 33,
+    size: Annotated[int, typer.Option(help="Lattice points per axis: 33 (read everywhere) or 65 (closer to "
+                                               "imagent's rendering, 8x larger file).")] = 33,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing .cube file.")] = False,
 ) -> None:
     """Export a recipe as a .cube 3-D LUT (for Resolve, Premiere, ffmpeg, OBS, Photoshop ...).
