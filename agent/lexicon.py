@@ -1,0 +1,68 @@
+"""Goals in Chinese, Japanese, German, French and Spanish, glossed into the English the parser reads.
+
+The lexicon (`agent/data/lexicon.json`) pairs native words and phrases with English ones,
+per language. `gloss` picks the goal's language (kana: Japanese; Han without kana: Chinese;
+otherwise the Latin-script table with the most distinctive hits, or English when none hits)
+and rewrites the goal with that table, longest phrase first: CJK phrases anywhere, others as
+whole words. What it cannot gloss stays as it was, so it stays unmapped and is reported.
+Looks are named in every language in `looks.json` and matched there, not here.
+
+This is a phrase table, not a translator: it covers the wishes imagent can carry out, and the
+language suite (`python -m evals.language`) measures how far that goes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import cache
+from importlib import resources
+
+_KANA = re.compile(r"[\u3040-\u30ff]")
+_HAN = re.compile(r"[\u4e00-\u9fff]")
+CJK = ("zh", "ja")
+
+
+@cache
+def tables() -> dict[str, list[tuple[str, str]]]:
+    data = json.loads(resources.files("agent").joinpath("data/lexicon.json").read_text(encoding="utf-8"))
+    return {lang: sorted(((a.lower(), b) for a, b in pairs), key=lambda p: -len(p[0]))
+            for lang, pairs in data.items() if not lang.startswith("_")}
+
+
+@cache
+def _pattern(lang: str) -> re.Pattern[str]:
+    alts = "|".join(re.escape(a) for a, _ in tables()[lang])
+    if lang in CJK:
+        return re.compile(alts)
+    return re.compile(rf"(?<![\w'-])(?:{alts})(?![\w'-])")
+
+
+def language_of(text: str) -> str:
+    """'ja', 'zh', 'de', 'fr', 'es' or 'en' (the default: no table's distinctive words found).
+    Among Latin-script tables the one matching the most characters wins ("más contraste": es)."""
+    if _KANA.search(text):
+        return "ja"
+    if _HAN.search(text):
+        return "zh"
+    lowered = text.lower()
+    best, hits = "en", 0
+    for lang in tables():
+        if lang in CJK:
+            continue
+        found = [m.group(0) for m in _pattern(lang).finditer(lowered)]
+        n = sum(len(w) for w in found if len(w) >= 4 or " " in w or not w.isascii())  # characters matched
+        if n > hits:
+            best, hits = lang, n
+    return best
+
+
+def gloss(text: str) -> tuple[str, str]:
+    """(language, the goal in the parser's English); English goals come back unchanged."""
+    lang = language_of(text)
+    if lang == "en":
+        return lang, text
+    table = dict(tables()[lang])
+    out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} " if lang not in CJK else table[m.group(0)],
+                             text.lower())
+    return lang, re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
