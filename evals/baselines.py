@@ -30,7 +30,10 @@ import torch
 
 FILL_METHODS = ("telea", "ns", "exemplar", "auto")
 GAN_SYSTEMS = ("gan-encoder", "gan-invert", "gan-latent")
-BASELINES = ("identity", "auto", "oracle", "fit", *(f"fill-{m}" for m in FILL_METHODS), *GAN_SYSTEMS)
+LEARNED_SYSTEMS = ("nlm", "bilateral", "neural", "exposure", "exposure+nlm", "exposure+neural", "low_light",
+                   "bicubic", "lanczos")  # evals/learned.py SYSTEMS (a test keeps them equal)
+BASELINES = ("identity", "auto", "oracle", "fit", *(f"fill-{m}" for m in FILL_METHODS), *GAN_SYSTEMS,
+             *LEARNED_SYSTEMS)
 FIT_CHAIN = (("exposure", "stops", -2.0, 2.0), ("white_balance", "temperature", -100.0, 100.0),
              ("white_balance", "tint", -100.0, 100.0), ("contrast", "amount", -100.0, 100.0),
              ("saturation", "amount", -100.0, 100.0))
@@ -251,6 +254,10 @@ def run_system(name: str, case: Any, image: torch.Tensor, reference: torch.Tenso
         raise NotApplicable("gan cases are run by the gan-* systems")
     elif name.startswith("fill-") and name[5:] in FILL_METHODS:
         out = fill_hole(name[5:], case, image, reference)
+    elif name in LEARNED_SYSTEMS:  # the restore-learned suite's restorers (evals/learned.py)
+        from evals.learned import run
+
+        out = run(name, case, image)
     elif fn:
         out = fn(case, image, reference)
     else:

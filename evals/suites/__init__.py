@@ -67,7 +67,8 @@ class Degradation(BaseModel):
     """One call of an `tools.degrade` function on the clean image."""
 
     model_config = ConfigDict(extra="forbid")
-    op: Literal["underexpose", "color_cast", "low_contrast", "add_noise", "blur", "jpeg", "haze", "desaturate"]
+    op: Literal["underexpose", "color_cast", "low_contrast", "add_noise", "blur", "jpeg", "haze", "desaturate",
+                "camera_noise", "low_light", "downscale"]
     params: dict[str, int | float] = Field(default_factory=dict)
 
 
@@ -397,7 +398,8 @@ def apply_degradations(image: torch.Tensor, degrade: list[Degradation]) -> torch
 
     out = image
     for d in degrade:
-        out = getattr(dg, d.op)(out, **{k: int(v) if k in ("seed", "quality") else v for k, v in d.params.items()})
+        out = getattr(dg, d.op)(out, **{k: int(v) if k in ("seed", "quality", "factor") else v
+                                        for k, v in d.params.items()})
     return out
 
 
@@ -417,6 +419,9 @@ def build_case(case: Case) -> tuple[torch.Tensor, torch.Tensor | None]:
         return build(case)
     clean = load_source(case.source, case.size)
     if case.kind == "restore":
+        # a downscale's reference is the clean photo cut to whole multiples of its factor
+        f = max([int(d.params.get("factor", 4)) for d in case.degrade if d.op == "downscale"], default=1)
+        clean = clean[..., : clean.shape[-2] // f * f, : clean.shape[-1] // f * f]
         return apply_degradations(clean, case.degrade), clean
     if case.kind == "match":
         from tools.recipe import apply_recipe
