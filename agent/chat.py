@@ -731,30 +731,11 @@ class Session:
 
     def contact_sheet(self, thumb: int = 192, columns: int = 6) -> torch.Tensor:
         """Every version as a labelled thumbnail in a grid (the current one framed)."""
-        import cv2
-        import numpy as np
+        from agent.images import contact_sheet
 
-        from agent.state import preview_of
-        from tools.io import to_array, to_tensor
-
-        rows = self.versions
-        cols = min(columns, len(rows))
-        tiles = []
-        for r in rows:
-            t = to_array(preview_of(self.image(r.id), thumb), 8)
-            tile = np.full((thumb + 28, thumb + 8, 3), 255, np.uint8)
-            h, w = t.shape[:2]
-            y, x = 4 + (thumb - h) // 2, 4 + (thumb - w) // 2
-            if r.id == self.store.head:
-                tile[y - 3:y + h + 3, x - 3:x + w + 3] = (220, 40, 40)
-            tile[y:y + h, x:x + w] = t
-            label = r.name + (f" <- v{r.parent}" if r.parent is not None else " original")
-            cv2.putText(tile, label, (6, thumb + 22), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-            tiles.append(tile)
-        while len(tiles) % cols:
-            tiles.append(np.full_like(tiles[0], 255))
-        grid = np.concatenate([np.concatenate(tiles[i:i + cols], 1) for i in range(0, len(tiles), cols)], 0)
-        return to_tensor(grid)
+        items = [(self.image(r.id), r.name + (f" <- v{r.parent}" if r.parent is not None else " original"),
+                  r.id == self.store.head) for r in self.versions]
+        return contact_sheet(items, thumb, columns)
 
     def history_text(self) -> Reply:
         lines = []
