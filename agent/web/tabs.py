@@ -109,9 +109,15 @@ class Tab:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def close(self) -> None:
-        self.detach()
-        shutil.rmtree(self.config.work / self.id, ignore_errors=True)
+    def close(self, wait: float = 600.0) -> None:
+        """Release the session, after the request in flight (if any) ends, waiting at most `wait` s."""
+        got = self._lock.acquire(timeout=wait)
+        try:
+            self.detach()
+            shutil.rmtree(self.config.work / self.id, ignore_errors=True)
+        finally:
+            if got:
+                self._lock.release()
 
     def tell(self, text: str, failed: bool = False) -> None:
         self.notice, self.failed = text, failed

@@ -260,3 +260,15 @@ def test_fetched_local_models_are_offered(config: Config, monkeypatch: pytest.Mo
     (tmp_path / "models").mkdir()
     (tmp_path / "models" / MODELS[DEFAULT_MODEL].file).write_bytes(b"")
     assert config.planner_choices() == ["offline", f"local:{DEFAULT_MODEL}"]
+
+
+def test_closing_a_tab_waits_for_its_request(tab: Tab, tabs: Tabs) -> None:
+    steps = H.say(tab, "make it brighter")
+    next(steps)  # the request is running and holds the tab
+    closer = threading.Thread(target=tabs.drop, args=("a",))
+    closer.start()
+    closer.join(timeout=0.5)
+    assert closer.is_alive() and tab.session is not None, "the session stays open while the request runs"
+    list(steps)
+    closer.join()
+    assert tab.session is None
