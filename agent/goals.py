@@ -65,7 +65,8 @@ low_light          "this night shot is too dark": p99_L = L*(Y(p99) * 2**stops) 
                    stops multiplied the measured noise by 2.2-2.9 on train photos): the planner
                    exposes, then denoises, the neural denoiser first
 upscale            width = f x the original's +- 0.5 px, f = 4 for "4x", "four times", "for print",
-                   else 2 (the planner's upscale picks the neural or the Lanczos method)
+                   else 2 (the planner's upscale picks the neural or the Lanczos method); while
+                   sessions keep the original's size (SIZE_FIXED) a note says how to upscale instead
 deblur             (measurement only) blur_sigma <= 0.8 + 0.6 (m - 0.8): one unsharp mask
                    solved from the measured blur, last, weaker with noise (agent/offline.py)
 deblock            (measurement only) blockiness <= 1 + 0.9 (m - 1), weight 0.5: one
@@ -91,6 +92,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, Field, model_validator
 
 from agent import intents as _intents
+from agent import lexicon as _lexicon
 
 if TYPE_CHECKING:
     from tools.analysis import Stats
@@ -498,6 +500,34 @@ def merge_targets(targets: list[Target]) -> tuple[list[Target], list[str]]:
 # --- parsing ------------------------------------------------------------------------------
 
 
+HOLD_L = 1.5  # L* units an intent the user refused may drift ("not brighter": mean L* <= original + 1.5)
+HOLD_REL = 0.04  # other metrics: 4 % of the original's value
+
+
+def _held(name: str, clause: str, s: Any) -> list[Target]:
+    """Targets that keep what the user refused from happening: each metric the refused intent would
+    move stays on the original's side of it, within a small tolerance ("not brighter": mean L*
+    may not rise). Intents whose targets need no stats, or have none, hold nothing measurable."""
+    if s is None or name not in INTENTS_WITH_TARGETS:
+        return []
+    out = []
+    for t in targets_for(Intent(name=name, source="rule"), s):
+        if "@" in t.metric:
+            continue
+        v = value_of(s, t.metric)
+        tol = HOLD_L if t.metric.endswith("_L") else HOLD_REL * max(abs(v), 1e-3)
+        if t.low is not None and t.low > v:  # the refused intent would raise it
+            out.append(_t(t.metric, None, v + tol, f"not_{name}", label=f"not {name}: '{clause}'"))
+        elif t.high is not None and t.high < v:  # ... or lower it
+            out.append(_t(t.metric, v - tol, None, f"not_{name}", label=f"not {name}: '{clause}'"))
+    return out
+
+
+INTENTS_WITH_TARGETS = {"brighten", "darken", "more_contrast", "less_contrast", "warmer", "cooler",
+                        "more_saturation", "less_saturation", "sharpen", "soften", "lift_shadows",
+                        "recover_highlights"}
+
+
 def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
     """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
     n = intent.name
@@ -527,6 +557,11 @@ def _stops_to(lightness: float, goal: float) -> float:
     return math.log2(max(luminance_of(goal), 1e-4) / max(luminance_of(lightness), 1e-4))
 
 
+# Every version of an edit session keeps the original's size (agent/state.py refuses a tool that
+# changes it: masks, the lock and the preview/full-size replay assume it), so an upscale wish is
+# answered with a note, not a target; the width target and the planner's upscale strategy
+# (agent/offline.py) are there for when sessions allow a size change.
+SIZE_FIXED = True
 NOISE_LOCK_SLOPE = 11.0  # structure lost per unit of measured noise sigma ...
 NOISE_LOCK_CLEAN = 0.008  # ... above what clean photos read
 NOISE_LOCK_MIN = 0.3
@@ -681,14 +716,26 @@ def parse_goal(
     if not usable:
         why = _intents.embedder_problem() or "not loaded"
         notes.append(f"embedding model unavailable ({why}); keyword parser used")
-    clauses = _intents.split_clauses(text)
+    lang, english = _lexicon.gloss(text)
+    if lang != "en":
+        notes.append(f"read as: {english} ({_lexicon.NAMES[lang]} phrase table)")
+    clauses = _intents.split_clauses(english)
     if not clauses:
         clauses = ["enhance"]
         notes.append("empty instruction: general enhancement by measurement")
     matches: list[_intents.Match] = []
     unmapped: list[str] = []
     previous = None
+    refused: dict[str, str] = {}  # intent -> the clause that said "not"
     for clause in clauses:
+        rest = _intents.negated(clause)
+        if rest is not None:
+            m = _intents.match_clause(rest, None, model if usable else None)
+            for name in m.intents if m is not None else ():
+                refused.setdefault(name, clause)
+            if m is None or not m.intents:
+                notes.append(f"'{clause}': read as 'leave it as it is' (no edit, no target)")
+            continue
         m = _intents.match_clause(clause, previous, model if usable else None)
         if m is None:
             unmapped.append(clause)
@@ -726,7 +773,18 @@ def parse_goal(
             kept[intent.name + where] = (intent, kind)
 
     targets: list[Target] = []
+    for key in [k for k, (i, _) in kept.items() if i.name in refused]:
+        notes.append(f"'{kept[key][0].clause}' ({kept[key][0].name}) dropped: '{refused[kept[key][0].name]}'")
+        del kept[key]
+    for name, clause in refused.items():
+        targets += _held(name, clause, stats)
     for intent, kind in kept.values():
+        if kind == "upscale" and SIZE_FIXED:
+            f = _intents.upscale_factor(intent.clause)
+            notes.append(f"'{intent.clause}': an edit keeps the photo's size, so {f}x is not done here; "
+                         f"replay a recipe step instead: imagent apply with "
+                         f'{{"tool": "upscale", "params": {{"factor": {f}, "method": "neural"}}}}')
+            continue
         got = targets_for(intent.model_copy(update={"name": kind}), stats, reference_stats)
         for t in got:
             t.intent = intent.name

@@ -261,7 +261,8 @@ _SPELL = [
     (r"(?<=\d)\s*,\s*(?=\d)", " "),  # "at 120,80,60,40" is one box, not four clauses
 ]
 _SPLIT = re.compile(
-    r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|but|as well as)\s)\s*"
+    r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|but|as well as)\s|"
+    r"\swith\s(?=(?:strong|stronger|more|less|high|higher|low|lower|extra|some|deep|deeper|punchy|punchier)\b))\s*"
 )
 _FILLER = re.compile(
     r"^(please|pls|thanks?( you)?|cheers|can you|could you|would you|ok(ay)?|hi|hello|"
@@ -460,6 +461,24 @@ _KEEP = re.compile(
     r"^(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) (?:fine|ok|okay|good|great|perfect|right|nice)$|"
     r"^(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|^(?:leave|keep)\b"
 )
+# "not brighter", "don't make it brighter", "without more contrast", "no more saturation": what
+# follows the marker is matched as usual and then refused (agent.goals holds it where measurable)
+_NOT = re.compile(
+    r"^(?:(?:but|and|just|only|please|yet)\s+)*(?:do not|don'?t|dont|never|not|no more|"
+    r"without (?:more|adding|any more|extra|increasing|making(?: it)?)|avoid(?:ing)?)\s+"
+    r"(?:(?:make|making|get|getting|be|being|it|too|any|the photo|the image)\s+)*(?P<rest>.+)$"
+)
+_LEAVE = re.compile(r"^(?:please\s+)?(?:don'?t|do not|never)\s+(?:touch|change|alter|edit|crop)\b")
+
+
+def negated(clause: str) -> str | None:
+    """What a negated clause refuses ("not brighter" -> "brighter"); None for a clause without negation."""
+    if _LEAVE.match(clause):
+        return None  # "don't touch the sky": leave it as it is (_KEEP)
+    m = _NOT.match(clause)
+    return m["rest"] if m else None
+
+
 _ANAPHORA = re.compile(
     r"^(?:please\s+)?(?:(?:tone|bring|knock|turn|dial|take|pull) it (?:down|back)|fix (?:it|that)|"
     r"correct (?:it|that)|sort (?:it|that) out|do something about (?:it|that))(?:\s+please)?$"

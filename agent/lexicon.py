@@ -21,6 +21,7 @@ from importlib import resources
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 CJK = ("zh", "ja")
+NAMES = {"zh": "Chinese", "ja": "Japanese", "de": "German", "fr": "French", "es": "Spanish", "en": "English"}
 
 
 @cache

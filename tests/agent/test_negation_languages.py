@@ -1,0 +1,48 @@
+"""Goals in any words: negations are refused and held, other languages read through the phrase tables."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.goals import parse_goal
+from tests.agent.test_goals import names, stats
+
+
+@pytest.mark.parametrize("text, wanted, refused", [
+    ("make it more vivid but not brighter", {"more_saturation"}, "brighten"),
+    ("don't make it brighter, just more contrast", {"more_contrast"}, "brighten"),
+    ("warmer, without more contrast", {"warmer"}, "more_contrast"),
+    ("no more saturation, just sharpen it", {"sharpen"}, "more_saturation"),
+])
+def test_a_refused_intent_is_dropped_and_held(text, wanted, refused):
+    goal = parse_goal(text, stats(mean_L=45))
+    assert names(goal) == wanted
+    held = [t for t in goal.targets if t.intent == f"not_{refused}"]
+    assert held and all(t.op in ("<=", ">=") for t in held)
+    if refused == "brighten":
+        assert held[0].metric == "mean_L" and held[0].high == pytest.approx(45 + 1.5)
+
+
+def test_leave_it_alone_is_still_no_edit():
+    goal = parse_goal("don't touch the sky, brighten it", stats())
+    assert names(goal) == {"brighten"} and not [t for t in goal.targets if t.intent.startswith("not_")]
+
+
+@pytest.mark.parametrize("text, wanted", [
+    ("让照片更亮一些", {"brighten"}),
+    ("不要变亮，只增加对比度", {"more_contrast"}),
+    ("Etwas heller und wärmer", {"brighten", "warmer"}),
+    ("Des couleurs plus vives, mais pas plus claire", {"more_saturation"}),
+    ("Elimina el ruido", {"denoise"}),
+    ("少し明るくして暖かくして", {"brighten", "warmer"}),
+])
+def test_goals_in_other_languages(text, wanted):
+    goal = parse_goal(text, stats(mean_L=45))
+    assert names(goal) == wanted
+    assert goal.instruction == text and any(n.startswith("read as:") for n in goal.notes)
+
+
+def test_nonsense_in_any_language_maps_nothing():
+    for text in ("明天天气怎么样", "Erzähl mir einen Witz", "asdf qwer"):
+        goal = parse_goal(text, stats())
+        assert not [i for i in goal.intents if i.source != "measurement"] and goal.unmapped
