@@ -49,12 +49,25 @@ def test_wishes_map_to_the_restoring_intents(text: str, intent: str) -> None:
     assert [i.name for i in goal.intents] == [intent], (goal.intents, goal.unmapped)
 
 
+def upscale_goal(text: str, stats: Any) -> goals.Goal:
+    """The goal an upscale wish would have if sessions allowed a size change (goals.SIZE_FIXED)."""
+    goal = parse_goal(text, stats)
+    intent = goal.intents[0]
+    return goal.model_copy(update={"targets": goals.targets_for(intent, stats)})
+
+
 @pytest.mark.parametrize("text, factor", [("make it 2x bigger", 2), ("upscale for print", 4),
                                           ("make it four times larger", 4), ("enlarge it", 2)])
 def test_upscale_targets_the_width_asked(text: str, factor: int) -> None:
     s = measure(photo(64))
-    (t,) = parse_goal(text, s).targets
+    (t,) = upscale_goal(text, s).targets
     assert t.metric == "width" and t.met(factor * 64) and not t.met(64)
+
+
+def test_an_edit_keeps_the_size_and_says_how_to_upscale() -> None:
+    goal = parse_goal("remove the noise and make it 4x bigger", measure(photo(64)))
+    assert [t.metric for t in goal.targets] == ["noise_sigma"]
+    assert any('"factor": 4' in n and "imagent apply" in n for n in goal.notes), goal.notes
 
 
 def test_noise_relaxes_the_lock_only_for_a_denoise_goal() -> None:
@@ -99,13 +112,13 @@ def test_missing_backends_fall_back_to_classical_tools(no_neural_packages: Any) 
     (call,) = decide(state(parse_goal("remove the noise", noisy), noisy), bound("denoise")).calls
     assert call.args.get("method", "nlm") == "nlm" and 0 < call.args["strength"] <= 1
     small = measure(photo(48))
-    (call,) = decide(state(parse_goal("make it 2x bigger", small), small), bound("upscale")).calls
+    (call,) = decide(state(upscale_goal("make it 2x bigger", small), small), bound("upscale")).calls
     assert call.args == {"factor": 2, "method": "lanczos"}
 
 
 def test_upscale_goal_uses_the_network_when_it_loads() -> None:
     small = measure(photo(48))
-    (call,) = decide(state(parse_goal("upscale for print", small), small), bound("upscale")).calls
+    (call,) = decide(state(upscale_goal("upscale for print", small), small), bound("upscale")).calls
     want = "neural" if neural.problem("esrgan") is None else "lanczos"
     assert call.args == {"factor": 4, "method": want}
 
@@ -125,7 +138,7 @@ def test_an_upscale_past_the_op_timeout_falls_back_to_resize() -> None:
     from agent.protocol import Attempt
 
     small = measure(photo(48))
-    ps = state(parse_goal("make it 2x bigger", small), small)
+    ps = state(upscale_goal("make it 2x bigger", small), small)
     timed_out = Attempt(tool="upscale", params={"factor": 2, "method": "neural"}, kept=False,
                         reason="upscale ran past the op timeout (30 s); it will not be run again in this edit")
     (call,) = decide(ps.model_copy(update={"history": [timed_out]}), bound("upscale", "resize")).calls
