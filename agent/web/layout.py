@@ -157,7 +157,7 @@ def _show(v: View) -> tuple[Any, ...]:
     confine = gr.update(choices=[WHOLE, *v.masks], value=v.mask or WHOLE)
     steps = _table(v.steps, STEP_COLUMNS)
     if v.partial:
-        return (v.status, v.chat, skip, skip, steps, skip, skip, skip, skip, skip, skip)
+        return (v.status, skip, skip, skip, steps, skip, skip, skip, skip, skip, skip)
     editor = {"background": v.editor, "layers": [], "composite": None} if v.editor is not None else None
     return (v.status, v.chat, v.compare, v.versions, steps, _table(v.targets, TARGET_COLUMNS), v.cost, confine,
             editor, v.download, gr.update(choices=v.sessions))

@@ -69,6 +69,7 @@ class Tab:
         self.steps: list[Any] = []  # TraceEntry of the request in flight, or of the last one
         self.notice, self.failed = "Upload a photo or open a session to start.", False
         self.download: Path | None = None
+        self.header = ""  # photo, size and session name, for the status line while a request runs
         self.thumbs: dict[int, Any] = {}
         self.model, self.critic, self.base_url = config.model, config.critic, config.base_url
         self.api_key: str | None = None  # memory only: handed to the planner, never stored or shown

@@ -36,16 +36,17 @@ class View:
 
 
 def view_of(tab: Tab, working: bool = False) -> View:
-    """The page for `tab` now (`working`: a request is in flight, the images are not final)."""
+    """The page for `tab` now. `working`: a request is in flight on another thread, which owns the
+    session's database meanwhile, so only what the tab itself holds is shown (status, steps)."""
     s = tab.session
+    if working:
+        return View(status=f"{tab.header} - working...\n\n{tab.notice}", steps=step_rows(tab.steps),
+                    mask=tab.mask, partial=True)
     sessions = session_names(tab.config.root)
     if s is None:
         return View(status=_status(tab, None), sessions=sessions)
     head = s.store.head
-    if working:
-        return View(status=_status(tab, s, True), chat=chat_messages(s), steps=step_rows(tab.steps),
-                    mask=tab.mask, partial=True)
-    return View(status=_status(tab, s, working), chat=chat_messages(s), compare=_compare(tab, head),
+    return View(status=_status(tab, s), chat=chat_messages(s), compare=_compare(tab, head),
                 versions=versions_strip(tab), steps=step_rows(tab.steps), targets=target_rows(tab.last),
                 cost=_cost(tab.last), masks=sorted(s.store.mask_hashes()), editor=array(s.image(head)),
                 download=str(tab.download) if tab.download else None, sessions=sessions, mask=tab.mask)
@@ -58,14 +59,13 @@ def array(image: Any) -> np.ndarray:
     return to_array(image, 8)
 
 
-def _status(tab: Tab, s: Any, working: bool = False) -> str:
+def _status(tab: Tab, s: Any) -> str:
     note = ("Error: " if tab.failed else "") + tab.notice
     if s is None:
         return note
     w, h = s.store.meta("size")
-    photo = Path(s.store.meta("source") or "image").name
-    state = "working..." if working else f"now at {s.head}"
-    return f"{photo} {w}x{h} - session {s.folder.name} - {state} - planner {s.model_name}\n\n{note}"
+    tab.header = f"{Path(s.store.meta('source') or 'image').name} {w}x{h} - session {s.folder.name}"
+    return f"{tab.header} - now at {s.head} - planner {s.model_name}\n\n{note}"
 
 
 def _compare(tab: Tab, head: int) -> tuple[np.ndarray, np.ndarray]:
