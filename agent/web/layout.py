@@ -164,8 +164,11 @@ def _show(v: View) -> tuple[Any, ...]:
 
 
 def launch(config: Config, host: str = "127.0.0.1", port: int = 7860, quiet: bool = False) -> None:
-    """Serve until interrupted; the sessions of open tabs are closed on the way out."""
+    """Serve until interrupted (Ctrl+C or SIGTERM); the sessions of open tabs are closed on the way out."""
+    import signal
+
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl+C does: cleanly
     tabs = Tabs(config)
     from gradio.utils import get_upload_folder
 
