@@ -5,7 +5,7 @@ fixed vocabulary, evidence, suggestions), wrapped by the loop's view of it, `Rev
 (how far to trust it, what it contradicted).
 
 - `OfflineCritic` (the default, no model): the goal's unmet targets, plus defects the
-  edits introduced or worsened (clipping, casts, noise, saturation ...) read from the
+  edits introduced or worsened (clipping, casts, noise, saturation, detail a denoise smeared ...) read from the
   measurements. Defects the original already had and the goal does not mention are
   not its business: the user did not ask.
 - `VLMCritic`: any LangChain chat model with vision, asked through structured output
@@ -23,6 +23,7 @@ short quotes without markup, and the planner receives it inside the JSON state b
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -169,6 +170,12 @@ class OfflineCritic:
                 issues.append(issue)
                 evidence.append(f"{issue.replace('_', ' ')}: {_evidence(issue, original, stats)}")
                 suggestions.append(fix)
+        kept = detail_kept(stats, original)
+        if "sharpness" not in governed and kept is not None and kept < SOFT_RATIO:
+            issues.append("soft")
+            evidence.append(f"soft: {kept:.0%} of the original's detail above its noise is left "
+                            f"(sharpness {original.sharpness:.2g} -> {stats.sharpness:.2g})")
+            suggestions.append("denoise less, or put texture back (denoise detail=0.3)")
         if structure < lock + 0.05:
             issues.append("structure_damaged")
             evidence.append(f"structure similarity to the original {structure:.3f}, near the lock {lock:.2f}")
@@ -178,6 +185,28 @@ class OfflineCritic:
         score = max(0.0, min(10.0, 10 * met - 1.5 * defects))
         return Review(critic=self.name, goal_met=not issues, score=round(score, 3), issues=issues,  # type: ignore[arg-type]
                       evidence=_clean(evidence), suggestions=_clean(suggestions))
+
+
+NOISE_LAPLACIAN = 20.0  # Stats.sharpness of pure noise per noise_sigma^2 (measured: 20.0-20.1)
+SOFT_RATIO = 0.15  # detail left under which a denoise has smeared the photo
+
+
+def detail_kept(stats: Any, original: Any) -> float | None:
+    """Share of the original's detail (its sharpness above what its noise explains) left after a denoise.
+
+    None unless the version is less noisy and its contrast within 30 % of the original's (a
+    darkening also lowers both). On 8 train photos with camera noise the clean photo kept
+    0.35-256 of the noisy one's estimate, the neural denoiser 0.20-16, NLM at strength 0.6
+    0.50-24 and NLM at 1 (the "sharpness / 3, scored 10/10" smear) 0.03-1.2: 4 of 8 under 0.15.
+    """
+    if stats.noise_sigma >= 0.8 * original.noise_sigma:
+        return None
+    if abs(math.log(max(stats.rms_contrast, 1e-6) / max(original.rms_contrast, 1e-6))) > 0.3:
+        return None
+    base = original.sharpness - NOISE_LAPLACIAN * original.noise_sigma**2
+    if base <= 1e-6:
+        return None
+    return max(stats.sharpness - NOISE_LAPLACIAN * stats.noise_sigma**2, 0.0) / base
 
 
 def _evidence(issue: str, before: Any, after: Any) -> str:

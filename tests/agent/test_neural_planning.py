@@ -143,3 +143,19 @@ def test_an_upscale_past_the_op_timeout_falls_back_to_resize() -> None:
                         reason="upscale ran past the op timeout (30 s); it will not be run again in this edit")
     (call,) = decide(ps.model_copy(update={"history": [timed_out]}), bound("upscale", "resize")).calls
     assert (call.name, call.args) == ("resize", {"scale": 2.0})
+
+
+def test_the_critic_calls_a_smearing_denoise_soft_and_the_neural_one_not() -> None:
+    from agent.critics import OfflineCritic
+    from tests.helpers import sample
+    from tools.detail import Denoise, denoise
+
+    noisy = dg.camera_noise(sample("chelsea", (256, 256)), shot=0.02, read=2e-4, quality=95, seed=1)
+    original = measure(noisy)
+
+    def issues(d: Denoise) -> list[str]:
+        return OfflineCritic().judge(measure(denoise(noisy, d)), original, [], 0.9, 0.5).issues
+
+    assert "soft" in issues(Denoise(method="nlm", strength=1.0))  # fur smeared to felt
+    assert "soft" not in issues(Denoise(method="neural", strength=1.0))
+    assert "soft" not in OfflineCritic().judge(original, original, [], 1.0, 0.8).issues
