@@ -398,8 +398,8 @@ def apply_degradations(image: torch.Tensor, degrade: list[Degradation]) -> torch
 
     out = image
     for d in degrade:
-        out = getattr(dg, d.op)(out, **{k: int(v) if k in ("seed", "quality", "factor") else v
-                                        for k, v in d.params.items()})
+        ints = ("seed", "quality", "factor") if d.op == "downscale" else ("seed", "quality")  # low_contrast's factor is a float
+        out = getattr(dg, d.op)(out, **{k: int(v) if k in ints else v for k, v in d.params.items()})
     return out
 
 
