@@ -18,7 +18,7 @@ import torch
 from agent.chat import Session  # noqa: F401  (conversational sessions: Session.open(...).say(...))
 from agent.loop import LoopResult, TraceEntry, run_loop
 from agent.state import DEFAULT_PREVIEW, EditSession
-from tools.recipe import Recipe
+from tools.recipe import Recipe, apply_recipe
 
 
 @dataclass
@@ -145,6 +145,7 @@ def edit(
     Options left as None come from `settings` (default: `agent.settings.load_settings()`:
     IMAGENT_* variables and imagent.toml).
     """
+    from agent import wishes
     from agent.accounting import Accountant
     from agent.critics import make_critic
     from agent.goals import Budget, Goal, parse_goal
@@ -177,30 +178,41 @@ def edit(
     if reference is not None:
         ref = load_image(reference, max_pixels=max_pixels).image if isinstance(reference, (str, Path)) else reference
 
-    session = EditSession(full, preview_size=preview)
-    for name, m in (masks or {}).items():
-        session.add_mask(name, m)
-    if region is not None:
-        from tools.masks import fit_mask
+    def start(image: torch.Tensor) -> tuple[EditSession, Goal]:
+        session = EditSession(image, preview_size=preview)
+        for name, m in (masks or {}).items():
+            session.add_mask(name, m)
+        if region is not None:
+            from tools.masks import fit_mask
 
-        session.add_mask("region", fit_mask(region, full, where="--mask"))
-    budget = Budget(max_steps=max_steps, max_seconds=cfg.max_seconds, max_model_calls=cfg.max_model_calls,
-                    max_cost_usd=cfg.max_cost_usd)
-    if isinstance(goal, Goal):
-        g = goal
-    else:
+            session.add_mask("region", fit_mask(region, image, where="--mask"))
+        if isinstance(goal, Goal):
+            return session, goal
         ref_stats = None if ref is None else measure(_preview(ref, preview))
         seen = session.measure("v0", "region" if region is not None else None)
-        g = parse_goal(str(goal), seen, reference_stats=ref_stats, lock=lock,
-                       budget=budget, image_size=(int(full.shape[-1]), int(full.shape[-2])))
+        return session, parse_goal(str(goal), seen, reference_stats=ref_stats, lock=lock, budget=budget,
+                                   image_size=(int(image.shape[-1]), int(image.shape[-2])))
+
+    budget = Budget(max_steps=max_steps, max_seconds=cfg.max_seconds, max_model_calls=cfg.max_model_calls,
+                    max_cost_usd=cfg.max_cost_usd)
+    session, g = start(full)
+    # Direct wishes (a look, a vignette; crop, rotate, flip): applied as asked, not searched for.
+    # A look is the new starting point of the measured edits, the framing comes after them.
+    before, after = wishes.recipes(g)
+    if before.steps:
+        session, g = start(apply_recipe(full, before))
     _check_prices(g.budget, accountant, planner, judge)
     result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event,
                       critic=judge, accountant=accountant, region="region" if region is not None else None,
                       op_timeout=cfg.op_timeout, max_invalid_calls=cfg.max_invalid_calls)
     best = result.best
+    recipe, image = best.recipe, None
+    if before.steps or after.steps:  # one recipe from the original, rendered as `imagent apply` renders it
+        recipe = best.recipe.model_copy(update={"steps": [*before.steps, *best.recipe.steps, *after.steps]})
+        image = apply_recipe(full, recipe, session.masks_full)
     return EditResult(
-        image=session.render(best.id),
-        recipe=best.recipe,
+        image=session.render(best.id) if image is None else image,
+        recipe=recipe,
         goal=g,
         score=best.score,
         original_score=session.versions["v0"].score,
@@ -210,7 +222,7 @@ def edit(
         stop_reason=result.stop_reason,
         loop=result,
         source=source,
-        masks={s.mask: session.masks_full[s.mask] for s in best.recipe.steps
+        masks={s.mask: session.masks_full[s.mask] for s in recipe.steps
                if s.mask is not None and s.mask in session.masks_full},
     )
 

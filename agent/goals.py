@@ -86,6 +86,7 @@ case, where the dB go. Blur and blocking: 16 clean skimage photos at 128 px read
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -93,6 +94,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from agent import intents as _intents
 from agent import lexicon as _lexicon
+from agent import wishes as _wishes
 
 if TYPE_CHECKING:
     from tools.analysis import Stats
@@ -263,6 +265,8 @@ class Intent(BaseModel):
     stops: float | None = Field(None, description="exact exposure change asked, in stops")
     percent: float | None = Field(None, description="relative change asked, in percent")
     region: str | None = Field(None, description="a named region the edit is limited to: face, sky")
+    argument: str | None = Field(None, description="a direct wish's exact edit: look name, crop ratio W:H, "
+                                 "rotation in degrees clockwise, flip axis (agent.wishes)")
     box: tuple[float, float, float, float] | None = Field(
         None, description="x, y, w, h of the object to remove, fractions of width and height")
 
@@ -727,7 +731,15 @@ def parse_goal(
     unmapped: list[str] = []
     previous = None
     refused: dict[str, str] = {}  # intent -> the clause that said "not"
+    direct = [w for w in [_wishes.find_look(text) or _wishes.find_look(english)] if w is not None]
+    vocabulary = _wishes.look_vocabulary(direct[0].argument) if direct else set()
     for clause in clauses:
+        framing = _wishes.find_framing(clause)
+        if framing is not None:
+            direct.append(framing)
+            continue
+        if vocabulary and (set(re.findall(r"[a-z]+", clause)) <= vocabulary or _wishes.find_look(clause)):
+            continue  # the look's clause, or only its words ("high key, bright and airy"): the look says it all
         rest = _intents.negated(clause)
         if rest is not None:
             m = _intents.match_clause(rest, None, model if usable else None)
@@ -772,6 +784,12 @@ def parse_goal(
         if have is None or intent.degree > have[0].degree or intent.stops is not None:
             kept[intent.name + where] = (intent, kind)
 
+    if direct and unmapped and direct[0].kind == "look":
+        notes.append(f"read as part of the {direct[0].argument} look: {'; '.join(unmapped)}")
+        unmapped = []
+    for w in direct:
+        kept[w.label] = (Intent(name=w.kind, argument=w.argument, degree=w.degree, source="rule",
+                                clause=w.clause), "direct")
     targets: list[Target] = []
     for key in [k for k, (i, _) in kept.items() if i.name in refused]:
         notes.append(f"'{kept[key][0].clause}' ({kept[key][0].name}) dropped: '{refused[kept[key][0].name]}'")
@@ -779,6 +797,8 @@ def parse_goal(
     for name, clause in refused.items():
         targets += _held(name, clause, stats)
     for intent, kind in kept.values():
+        if kind == "direct":
+            continue  # an exact edit, applied as asked (agent.wishes): nothing to measure
         if kind == "upscale" and SIZE_FIXED:
             f = _intents.upscale_factor(intent.clause)
             notes.append(f"'{intent.clause}': an edit keeps the photo's size, so {f}x is not done here; "

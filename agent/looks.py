@@ -16,7 +16,6 @@ from importlib import resources
 from typing import Any
 
 from agent.errors import UserError
-from tools.recipe import Recipe
 from tools.registry import get
 
 MAX_DEGREE = 1.5
@@ -29,8 +28,10 @@ class Look:
     words: tuple[str, ...]
     steps: tuple[dict[str, Any], ...]
 
-    def recipe(self, degree: float = 1.0) -> Recipe:
-        """The look at `degree` (0..1.5) as a recipe; every step validated by its tool."""
+    def recipe(self, degree: float = 1.0) -> Any:
+        """The look at `degree` (0..1.5) as a tools.recipe.Recipe; every step validated by its tool."""
+        from tools.recipe import Recipe  # imports torch: only when a look is applied
+
         if not 0 <= degree <= MAX_DEGREE:
             raise UserError(f"look degree {degree} is out of range; use 0 (none) to {MAX_DEGREE} (strong)")
         recipe = Recipe()
