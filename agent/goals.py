@@ -535,6 +535,8 @@ INTENTS_WITH_TARGETS = {"brighten", "darken", "more_contrast", "less_contrast", 
 def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
     """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
     n = intent.name
+    if n == "bluer" and not intent.region:  # "bluer" with no region named: the whole photo cooler
+        return [(intent.model_copy(update={"name": "cooler"}), "cooler")]
     if s is None:
         if n == "fix_color":
             return [(intent.model_copy(update={"name": "neutralize_cast"}), "neutralize_cast")]
@@ -646,7 +648,7 @@ def _restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
 # name, which the planner makes with mask_faces / mask_sky) moved by 6d..6d+12 L*;
 # remove_defects -> defects_left <= 0.3 (find_defects' share of the original's);
 # remove_object  -> changed@x,y,w,h >= 3 (mean |delta L*| inside the box: something was removed).
-_LOCAL = {"dL": (5.0, 0.0, "L* change in the {}"), "changed": (3.0, 0.0, "L* change inside box {}"),
+_LOCAL = {"dL": (5.0, 0.0, "L* change in the {}"), "db": (5.0, 0.0, "b* change in the {} (below 0: bluer)"), "changed": (3.0, 0.0, "L* change inside box {}"),
           "defects_left": (0.3, 0.0, "dust and scratches left (share of the original's)"),
           "gan_smile": (0.5, 0.0, "smile score change of the {}"),
           "gan_eyeglasses": (1.0, 0.0, "eyeglasses score change of the {}"),
@@ -672,6 +674,8 @@ def _local_targets(intent: Intent) -> list[Target] | None:
         if intent.box is None:
             return []
         return [_t("changed@" + ",".join(f"{v:.4f}" for v in intent.box), 3.0, None, n)]
+    if intent.region and n == "bluer":  # b* down by 6-16 per degree inside the region
+        return [_t(f"db@{intent.region}", -(6 * d + 10), -6 * d, n)]
     if intent.region and n in ("brighten", "darken"):
         lo, hi = 6 * d, 6 * d + 12
         return [_t(f"dL@{intent.region}", *((lo, hi) if n == "brighten" else (-hi, -lo)), n)]
@@ -768,7 +772,7 @@ def parse_goal(
             intent = Intent(name=name, degree=m.degree, source=m.source,
                             confidence=min(1.0, m.confidence), clause=m.clause,
                             stops=m.stops if name in ("brighten", "darken") else None,
-                            percent=m.percent, region=m.region if name in ("brighten", "darken") else None,
+                            percent=m.percent, region=m.region if name in ("brighten", "darken", "bluer") else None,
                             box=_fraction_box(m.box, stats, image_size) if name == "remove_object" else None)
             resolved += _resolve(intent, stats)
 

@@ -56,6 +56,7 @@ INTENTS: dict[str, str] = {
     "face_lighting": "brighter light on the face (face generator relighting)",
     "low_light": "a night or very dark shot: bring up the light, then clean the noise it reveals",
     "upscale": "enlarge the photo 2x or 4x with new detail (super-resolution)",
+    "bluer": "a deeper blue in a region (the sky), the rest left as it is",
 }
 
 UNSUPPORTED = "unsupported"
@@ -223,6 +224,9 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "upscale": ("make it 2x bigger", "upscale for print", "upscale it", "enlarge the photo", "make it four times larger",
                 "increase the resolution", "double the resolution", "super resolution", "make it bigger for printing",
                 "I need a higher resolution version", "blow it up for a poster"),
+    "bluer": ("make the sky bluer", "a deeper blue sky", "more blue in the sky", "the sky should be bluer",
+              "give the sky a richer blue", "the sky looks pale, make it blue", "deepen the blue of the sky",
+              "I want a bluer sky"),
     # near misses that no intent covers: a clause nearest to these is reported as unmapped
     UNSUPPORTED: (
         "crop it", "crop it square", "rotate it", "straighten the horizon", "resize the image",
@@ -512,6 +516,7 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _BOX = re.compile(rf"\b(?:remove|erase|delete|get rid of|take out)\b.*?\bat\s*\(?\s*{_NUM}[\s,x]+{_NUM}[\s,x]+"
                   rf"{_NUM}[\s,x]+{_NUM}")
 # "brighten only the face", "darken the sky", "make the faces lighter": a light change limited to a region
+_BLUER = re.compile(r"\b(?:bluer|more blue|deeper blue|deep blue|richer blue)\b")
 _REGION = re.compile(r"\b(?:only |just )?(?:on |in )?(?:the |her |his |their )?(?P<region>faces?|sky|skies)"
                      r"(?: only)?\b")
 
@@ -769,6 +774,8 @@ def match_clause(clause: str, previous: Match | None,
     if box:
         return replace(base, intents=("remove_object",), box=tuple(float(v) for v in box.groups()))
     region = _REGION.search(rest)
+    if region and region["region"].startswith("sk") and _BLUER.search(rest):  # "make the sky bluer"
+        return replace(base, intents=("bluer",), region="sky")
     # only a plain light change goes local; another intent on the face (a relighting, a smile) keeps its own
     if region and set(rule_match(rest)[0]) <= {"brighten", "darken", "lift_shadows", "recover_highlights"}:
         where = "face" if region["region"].startswith("face") else "sky"

@@ -602,6 +602,7 @@ STRONG_CAST = 12.0  # a*b* units: beyond this a grey-world balance is the first 
 REMOVE_DEFECTS = Strategy("remove_defects", 0, "", 0.0, fixed=(("kind", "both"),))
 MASK_MAKERS = {"face": "mask_faces", "sky": "mask_sky"}
 LOCAL_EXPOSURE = Strategy("exposure", 1, "stops", 15.0, min_step=0.1, max_step=1.5)  # ~15 L* per stop in midtones
+LOCAL_COOL = Strategy("white_balance", 1, "temperature", 0.35, min_step=5.0, max_step=80.0)  # ~0.35 b* per unit
 
 
 # Face generator edits (tools/gan): gains are the directions' measured score change per unit strength.
@@ -622,11 +623,11 @@ def _local_strategies(t: TargetState, state: PlanState) -> tuple[Strategy, ...]:
         except ValueError:
             return ()
         return (Strategy("remove_object", 0, "", 0.0, fixed=(("x", x), ("y", y), ("w", w), ("h", h))),)
-    if base == "dL" and where:
+    if base in ("dL", "db") and where:
         if where not in state.masks:
             maker = MASK_MAKERS.get(where)
             return (Strategy(maker, 0, "", 0.0, fixed=(("name", where),)),) if maker else ()
-        return (replace(LOCAL_EXPOSURE, fixed=(("mask", where),)),)
+        return (replace(LOCAL_EXPOSURE if base == "dL" else LOCAL_COOL, fixed=(("mask", where),)),)
     return ()
 
 def _as_tuple(x: Strategy | tuple[Strategy, ...]) -> tuple[Strategy, ...]:

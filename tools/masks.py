@@ -425,9 +425,10 @@ def describe_mask(image: torch.Tensor, mask: torch.Tensor) -> MaskInfo:
 
 # Metrics measured on a region or against the original, named "<metric>@<region>":
 #   dL@<mask>        mean L* inside the session mask minus the original's there (brighten only the face)
+#   db@<mask>        mean b* inside the mask minus the original's there (below 0: bluer sky)
 #   changed@x,y,w,h  mean |change| of L* inside a box given as fractions (the object is gone)
 #   defects_left     dust/scratch pixels find_defects flags now, as a share of the original's
-LOCAL_METRICS = ("dL", "changed", "defects_left", "gan_smile", "gan_eyeglasses", "gan_lighting")
+LOCAL_METRICS = ("dL", "db", "changed", "defects_left", "gan_smile", "gan_eyeglasses", "gan_lighting")
 
 
 def is_local_metric(metric: str) -> bool:
@@ -471,14 +472,16 @@ def local_metrics(original: torch.Tensor, image: torch.Tensor, metrics: list[str
             if change is not None:
                 out[metric] = change
             continue
-        m = mask_of(where) if base == "dL" else _box_of(where, image)
+        m = mask_of(where) if base in ("dL", "db") else _box_of(where, image)
         if m is None or float(m.sum()) < 1:
             continue
         if lab0 is None:
-            lab0 = cs.rgb_to_lab(original[:1].clamp(0, 1))[:, :1]
-            lab1 = cs.rgb_to_lab(image[:1].clamp(0, 1))[:, :1]
+            lab0 = cs.rgb_to_lab(original[:1].clamp(0, 1))
+            lab1 = cs.rgb_to_lab(image[:1].clamp(0, 1))
         m = m[:1].to(lab0.dtype)
-        d = (lab1 - lab0) if base == "dL" else (lab1 - lab0).abs()
+        c = 2 if base == "db" else 0  # b* or L*
+        diff = lab1[:, c : c + 1] - lab0[:, c : c + 1]
+        d = diff if base in ("dL", "db") else diff.abs()
         out[metric] = float((d * m).sum() / m.sum())
     return out
 

@@ -68,3 +68,18 @@ def test_a_vignette_darkens_the_corners():
     result = edit(PHOTO, "add a vignette")
     corner, centre = result.image[..., :8, :8].mean(), result.image[..., 28:36, 44:52].mean()
     assert corner < PHOTO[..., :8, :8].mean() - 0.02 and abs(centre - PHOTO[..., 28:36, 44:52].mean()) < 0.01
+
+
+def test_a_bluer_sky_changes_the_sky_and_not_the_ground():
+    from tools import colorspace as cs
+
+    h, w = 64, 96
+    y = torch.linspace(0, 1, h).view(1, 1, h, 1).expand(1, 1, h, w)
+    sky = torch.cat([0.55 + 0.1 * y, 0.65 + 0.1 * y, 0.8 + 0.05 * y], 1)  # pale blue, lighter at the horizon
+    ground = torch.cat([0.3 + 0 * y, 0.4 + 0 * y, 0.2 + 0 * y], 1) + 0.03 * torch.rand(1, 3, h, w, generator=torch.Generator().manual_seed(0))
+    top = (torch.arange(h) < h * 0.45).view(1, 1, h, 1).float()
+    photo = sky * top + ground * (1 - top)
+    result = edit(photo, "make the sky bluer")
+    assert [i.name for i in result.goal.intents] == ["bluer"] and result.goal.intents[0].region == "sky"
+    db = (cs.rgb_to_lab(result.image) - cs.rgb_to_lab(photo))[:, 2]
+    assert float(db[:, : int(h * 0.4)].mean()) < -5 and abs(float(db[:, int(h * 0.55):].mean())) < 1
