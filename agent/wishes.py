@@ -21,7 +21,9 @@ _DEGREE_WORDS = ((re.compile(r"\b(a (little )?bit|slight(ly)?|subtle|a touch|a h
                  (re.compile(r"\b(strong(ly)?|heavy|very|really|extreme|a lot|dramatic)\b"), 1.4))
 _RATIO = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?::|x|×|/|by)\s*(\d+(?:\.\d+)?)\b")
 _CROP = re.compile(r"\bcrop|\bsquare\b|\baspect\b|\bformat\b")
-_ROTATE = re.compile(r"\b(rotate|turn)\b.*|\bupside down\b")
+# "turn" rotates only with an angle or a direction: "turn it into black and white" does not
+_ROTATE = re.compile(r"\brotate\b|\bturn\b(?=.*\b(?:degrees?|90|180|270|left|right|clockwise|counter-?clockwise|"
+                     r"anti-?clockwise|sideways)\b)|\bupside down\b")
 _FLIP = re.compile(r"\b(flip|mirror)\b")
 _VIGNETTE = re.compile(r"\bvignett")
 

@@ -36,6 +36,11 @@ def test_looks_are_read_in_any_language(text, look):
     assert [(i.name, i.argument) for i in goal.intents] == [("look", look)] and not goal.unmapped
 
 
+def test_turning_into_something_is_not_a_rotation():
+    assert find_framing("turn it into a black and white photo") is None
+    assert find_framing("turn the picture 90 degrees to the left").label == "rotate:-90"
+
+
 def test_no_look_in_plain_wishes():
     for text in ("convertis en noir et blanc", "more vivid colours", "make it brighter"):
         assert find_look(text) is None
