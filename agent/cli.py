@@ -136,7 +136,8 @@ def apply_cmd(
     """Replay a recipe on a photo (deterministic: same recipe, same pixels)."""
     from agent.cubes import load_recipe_cubes, look_step
     from tools.io import load_image, save_image
-    from tools.recipe import Recipe, apply_recipe
+    from tools.recipe import Recipe
+    from tools.render8 import render_source
 
     check_outputs({"-o": output}, {"photo": image, "recipe": recipe, "--look": look}, overwrite=overwrite)
     max_pixels = pixel_policy(max_pixels)
@@ -146,7 +147,7 @@ def apply_cmd(
     if look is not None:
         rec = rec.model_copy(update={"steps": [*rec.steps, look_step(look)]})
     src = load_image(image, max_pixels=max_pixels)
-    out = apply_recipe(src.image, rec, masks)
+    out = render_source(src, rec, masks, bit_depth)  # one uint8 LUT when an 8-bit photo allows it
     path = save_image(out, output, like=src, quality=quality, bit_depth=bit_depth,
                       keep_metadata=keep_metadata, overwrite=overwrite, source=image)
     console.print(f"applied {len(rec.steps)} step(s) -> {path}")
@@ -157,7 +158,7 @@ def edit_cmd(
     image: Annotated[Path, typer.Argument(help="Photo to edit (never modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help='What you want, in words: "brighten a bit, fix the blue cast".')],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the edited photo.")],
-    model: Annotated[str | None, typer.Option(help="offline | provider:model (openai:gpt-4o-mini, ...) | hf:/local/path [default: offline]")] = None,
+    model: Annotated[str | None, typer.Option(help="offline | local (after `make llm`) | gguf:/path/model.gguf | provider:model (openai:gpt-4o-mini, ...) | hf:/local/path [default: offline]")] = None,
     critic: Annotated[str | None, typer.Option(help="offline | none | provider:model (a vision model) | hf:/local/path [default: offline]")] = None,
     reference: Annotated[Path | None, typer.Option(help="A photo whose look to match.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Grayscale PNG (white = edit): restrict the goal to this region.")] = None,

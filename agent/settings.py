@@ -49,7 +49,7 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="IMAGENT_", extra="forbid")
 
-    model: str = Field("offline", description="planner: offline | provider:model | hf:/local/path")
+    model: str = Field("offline", description="planner: offline | local | gguf:/path | provider:model | hf:/local/path")
     critic: str = Field("offline", description="critic: offline | none | provider:model | hf:/local/path")
     base_url: str | None = Field(None, description="OpenAI-compatible server for the planner (and critic)")
     critic_base_url: str | None = Field(None, description="another server for the critic; default base_url")

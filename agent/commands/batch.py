@@ -15,7 +15,7 @@ def batch_cmd(
     in_dir: Annotated[Path, typer.Argument(help="Folder of photos (not modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help="What you want, in words, for every photo.")],
     out_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for the edited photos (created).")],
-    model: Annotated[str | None, typer.Option(help="offline | provider:model | hf:/local/path [default: offline]")] = None,
+    model: Annotated[str | None, typer.Option(help="offline | local | gguf:/path/model.gguf | provider:model | hf:/local/path [default: offline]")] = None,
     critic: Annotated[str | None, typer.Option(help="offline | none | provider:model | hf:/local/path [default: offline]")] = None,
     max_cost: Annotated[float | None, typer.Option(help="Cost budget per photo in USD.")] = None,
     workers: Annotated[int, typer.Option(help="Photos edited at once.")] = 1,
