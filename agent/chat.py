@@ -432,11 +432,17 @@ class Session:
         return reply
 
     def _execute(self, turn: int, req: Request, goal: Any, resume: bool = False) -> Reply:
+        from agent import wishes
         from agent.loop import run_loop
         from agent.settings import load_settings
 
         store = self.store
         session = self._turn_session(req.base, turn, resume=resume)
+        # direct wishes: a look or a vignette is applied as asked, then the loop goes on from it
+        # (a resumed turn has them already); framing would change the size a session keeps
+        first, framing = wishes.recipes(goal)
+        for step in first.steps if not resume else []:
+            session.adopt(session.try_step(step.tool, step.params, mask=req.mask))
         planner = self.planner if req.mask is None else MaskScoped(self.planner, req.mask)
         context = self.context(before=turn)
         run_goal = goal.model_copy(update={"instruction": goal.instruction + (f"\n{context}" if context else "")})
@@ -456,7 +462,11 @@ class Session:
         best = int(result.best.id[1:])
         store.set_head(best)
         kept = [e for e in result.trace if e.outcome == "kept"]
-        steps = ", ".join(f"{e.tool}{'@' + e.mask if e.mask else ''}" for e in kept) or "no edit kept"
+        steps = ", ".join([*(f"{s.tool} (as asked)" for s in first.steps),
+                           *(f"{e.tool}{'@' + e.mask if e.mask else ''}" for e in kept)]) or "no edit kept"
+        if framing.steps:
+            steps += ("; not done here: " + ", ".join(s.tool for s in framing.steps)
+                      + " (a session keeps the photo's framing; use imagent edit or imagent apply)")
         s = result.best.score
         text_out = (f"{req.instruction} -> v{best} from v{req.base} ({steps}); {result.stop_reason}; "
                     f"targets met {s.targets_met}/{s.targets_total}; "

@@ -88,3 +88,14 @@ def test_a_bluer_sky_changes_the_sky_and_not_the_ground():
     assert [i.name for i in result.goal.intents] == ["bluer"] and result.goal.intents[0].region == "sky"
     db = (cs.rgb_to_lab(result.image) - cs.rgb_to_lab(photo))[:, 2]
     assert float(db[:, : int(h * 0.4)].mean()) < -5 and abs(float(db[:, int(h * 0.55):].mean())) < 1
+
+
+def test_a_chat_applies_a_look_and_says_why_it_keeps_the_framing(tmp_path):
+    from agent.chat import Session
+
+    with Session.open(PHOTO, session=tmp_path / "s") as chat:
+        looked = chat.say("give it a sepia look")
+        assert [s.tool for s in chat.recipe().steps] == ["black_and_white", "split_toning", "levels"]
+        assert "(as asked)" in looked.text
+        framed = chat.say("crop it to a square")
+        assert "keeps the photo's framing" in framed.text and chat.image().shape == PHOTO.shape
