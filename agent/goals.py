@@ -565,8 +565,8 @@ def _stops_to(lightness: float, goal: float) -> float:
 
 # Every version of an edit session keeps the original's size (agent/state.py refuses a tool that
 # changes it: masks, the lock and the preview/full-size replay assume it), so an upscale wish is
-# answered with a note, not a target; the width target and the planner's upscale strategy
-# (agent/offline.py) are there for when sessions allow a size change.
+# a direct wish, done after the measured edits (agent/wishes.py), not a target; the width target
+# and the planner's upscale strategy (agent/offline.py) are there for when sessions allow a size change.
 SIZE_FIXED = True
 NOISE_LOCK_SLOPE = 11.0  # structure lost per unit of measured noise sigma ...
 NOISE_LOCK_CLEAN = 0.008  # ... above what clean photos read
@@ -791,6 +791,9 @@ def parse_goal(
     if direct and unmapped and direct[0].kind == "look":
         notes.append(f"read as part of the {direct[0].argument} look: {'; '.join(unmapped)}")
         unmapped = []
+    for key, (intent, kind) in list(kept.items()):
+        if kind == "upscale" and SIZE_FIXED:  # 2x or 4x, as the words say
+            kept[key] = (intent.model_copy(update={"argument": str(_intents.upscale_factor(intent.clause))}), kind)
     for w in direct:
         kept[w.label] = (Intent(name=w.kind, argument=w.argument, degree=w.degree, source="rule",
                                 clause=w.clause), "direct")
@@ -804,11 +807,7 @@ def parse_goal(
         if kind == "direct":
             continue  # an exact edit, applied as asked (agent.wishes): nothing to measure
         if kind == "upscale" and SIZE_FIXED:
-            f = _intents.upscale_factor(intent.clause)
-            notes.append(f"'{intent.clause}': an edit keeps the photo's size, so {f}x is not done here; "
-                         f"replay a recipe step instead: imagent apply with "
-                         f'{{"tool": "upscale", "params": {{"factor": {f}, "method": "neural"}}}}')
-            continue
+            continue  # an exact enlargement after the measured edits (agent.wishes): nothing to measure
         got = targets_for(intent.model_copy(update={"name": kind}), stats, reference_stats)
         for t in got:
             t.intent = intent.name

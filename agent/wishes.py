@@ -1,11 +1,11 @@
-"""Direct wishes: a look, a crop, a rotation, a flip, a vignette. They name an exact edit, so
+"""Direct wishes: a look, a crop, a rotation, a flip, a vignette, an upscale. They name an exact edit, so
 there is nothing to search: the agent applies them as the user said, not through the planner.
 
 `find` reads them from a goal (looks by their names in six languages from `looks.json`,
 geometry from the English the parser reads). `steps` turns them into recipe steps: looks and
 the vignette come first (the planner then works on what is left of the goal, from the look),
-framing (crop, rotate, flip) last, after the measured edits, since the structure lock compares
-versions of the same framing.
+framing (crop, rotate, flip) and an upscale (2x or 4x, Real-ESRGAN where it runs, else Lanczos)
+last, after the measured edits, since the structure lock compares versions of the same size.
 """
 
 from __future__ import annotations
@@ -97,6 +97,7 @@ def steps(wishes: list[Wish]) -> tuple[list[tuple[str, dict]], list[tuple[str, d
     """(steps before the planner, framing steps after it) as (tool, params) pairs."""
     first: list[tuple[str, dict]] = []
     last: list[tuple[str, dict]] = []
+    upscale = None
     for w in wishes:
         if w.kind == "look":
             first += [(s.tool, s.params) for s in looks()[w.argument].recipe(min(w.degree, 1.5)).steps]
@@ -109,12 +110,21 @@ def steps(wishes: list[Wish]) -> tuple[list[tuple[str, dict]], list[tuple[str, d
             last.append(("rotate", {"angle": -float(w.argument), "expand": True}))  # the tool turns counter-clockwise
         elif w.kind == "flip":
             last.append(("flip", {w.argument: True}))
-    return first, last
+        elif w.kind == "upscale":  # last of all: every other step runs at the original's size
+            upscale = ("upscale", {"factor": int(w.argument or 2), "method": _upscaler()})
+    return first, last + ([upscale] if upscale else [])
+
+
+def _upscaler() -> str:
+    """Real-ESRGAN where it runs here, else Lanczos (tools/neural.py says why not)."""
+    from tools import neural
+
+    return "neural" if neural.problem("esrgan") is None else "lanczos"
 
 
 def of_goal(goal: Any) -> list[Wish]:
     """The direct wishes among a goal's intents (agent.goals keeps them as intents with an argument)."""
-    kinds = ("look", "vignette", *FRAMING)
+    kinds = ("look", "vignette", "upscale", *FRAMING)
     return [Wish(i.name, i.argument, i.degree, i.clause) for i in goal.intents if i.name in kinds]
 
 

@@ -64,10 +64,15 @@ def test_upscale_targets_the_width_asked(text: str, factor: int) -> None:
     assert t.metric == "width" and t.met(factor * 64) and not t.met(64)
 
 
-def test_an_edit_keeps_the_size_and_says_how_to_upscale() -> None:
+def test_an_upscale_is_a_direct_wish_after_the_measured_edits() -> None:
     goal = parse_goal("remove the noise and make it 4x bigger", measure(photo(64)))
     assert [t.metric for t in goal.targets] == ["noise_sigma"]
-    assert any('"factor": 4' in n and "imagent apply" in n for n in goal.notes), goal.notes
+    (up,) = [i for i in goal.intents if i.name == "upscale"]
+    assert up.argument == "4"
+    from agent.wishes import recipes
+
+    before, after = recipes(goal)
+    assert not before.steps and [(s.tool, s.params["factor"]) for s in after.steps] == [("upscale", 4)]
 
 
 def test_noise_relaxes_the_lock_only_for_a_denoise_goal() -> None:
