@@ -127,12 +127,6 @@ def _set_luma(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
     return out
 
 
-def _map_luma(image: Tensor, curve: Callable[[Tensor], Tensor]) -> Tensor:
-    """Move each pixel to luma curve(luma) along its own hue (_set_luma)."""
-    y = _luma(image)
-    return _set_luma(image, y, apply_curve(y, curve))
-
-
 def _set_luma_pixels(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
     under = y - image  # how far each channel sits under luma
     u = [under[:, c : c + 1] for c in range(3)]
@@ -271,7 +265,8 @@ def luma_curve(image: Tensor, p: LumaCurve) -> Tensor:
     """Photoshop's curve in Luminosity mode: the curve (PCHIP, as curves) maps Rec.709 luma of
     the sRGB values and each pixel moves to its new luma along its own hue (W3C SetLum/ClipColor).
     Not per-channel: it mixes channels."""
-    return _map_luma(image, lambda x: pchip(x, p.points))
+    y = _luma(image)
+    return _set_luma(image, y, apply_curve(y, lambda x: pchip(x, p.points)))
 
 
 class Levels(Params):
@@ -509,11 +504,12 @@ def equalize(image: Tensor, p: Equalize) -> Tensor:
     outs = []
     for i in range(image.shape[0]):  # each image has its own histogram
         one = image[i : i + 1]
-        hist = torch.histc(_luma(one.detach()[..., ::step, ::step]), _EQ_BINS, 0, 1)
+        y = _luma(one)
+        hist = torch.histc(y.detach()[..., ::step, ::step], _EQ_BINS, 0, 1)
         cdf = torch.cat([hist.new_zeros(1), hist.cumsum(0)]) / hist.sum().clamp_min(1)
 
         def curve(v: Tensor, cdf: Tensor = cdf) -> Tensor:
             return torch.lerp(v, _cdf_curve(v, cdf.to(v.dtype)), p.strength)
 
-        outs.append(_map_luma(one, curve))
+        outs.append(_set_luma(one, y, apply_curve(y, curve)))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
