@@ -66,4 +66,12 @@ def gloss(text: str) -> tuple[str, str]:
     table = dict(tables()[lang])
     out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} " if lang not in CJK else table[m.group(0)],
                              text.lower())
-    return lang, re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
+    text = re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
+    if lang == "ja":  # verb-final: "saturation less" -> "less saturation", "X more ない" -> "not more X"
+        text = ",".join(_VERB_LAST.sub(lambda m: f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}",
+                                       c.strip()) for c in text.split(","))
+    return lang, text
+
+
+_VERB_LAST = re.compile(r"^(?P<pre>(?:but|just|and|then) )?(?P<object>[a-z][a-z ]*?)\s+(?P<verb>more|less)\s*"
+                        r"(?P<not>ない)?$")
