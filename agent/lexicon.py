@@ -68,7 +68,7 @@ def gloss(text: str) -> tuple[str, str]:
                              text.lower())
     text = re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
     if lang == "ja":  # verb-final: "saturation less" -> "less saturation", "X more ない" -> "not more X"
-        text = ",".join(_VERB_LAST.sub(lambda m: f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}",
+        text = ", ".join(_VERB_LAST.sub(lambda m: f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}",
                                        c.strip()) for c in text.split(","))
     return lang, text
 

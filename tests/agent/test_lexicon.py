@@ -14,7 +14,7 @@ from agent.lexicon import gloss, language_of
     ("Des couleurs plus vives, mais pas plus claire", "fr", "more vivid colours, but not brighter"),
     ("Más contraste", "es", "more contrast"),
     ("彩度を下げて", "ja", "less saturation"),  # verb-final: the direction must not be lost
-    ("明るくして、でも彩度は上げないで", "ja", "brighten,but not more saturation"),
+    ("明るくして、でも彩度は上げないで", "ja", "brighten, but not more saturation"),
     ("No más clara, solo más contraste", "es", "not brighter, just more contrast"),
 ])
 def test_goals_gloss_into_english(text, lang, english):
