@@ -87,7 +87,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
@@ -259,7 +259,7 @@ class Intent(BaseModel):
 
     name: str
     degree: float = Field(1.0, gt=0, le=8, description="0.5 a bit, 1 default, 2 much")
-    source: Literal["embedding", "keyword", "rule", "measurement"]
+    source: Literal["embedding", "keyword", "rule", "measurement", "llm"]
     confidence: float = Field(1.0, ge=0, le=1)
     clause: str = ""
     stops: float | None = Field(None, description="exact exposure change asked, in stops")
@@ -504,6 +504,15 @@ def merge_targets(targets: list[Target]) -> tuple[list[Target], list[str]]:
 # --- parsing ------------------------------------------------------------------------------
 
 
+def wish_names() -> dict[str, str]:
+    """What a language model may answer a clause with: the intents and the looks, with their meaning."""
+    from agent.looks import looks
+
+    skip = {"match_reference", "remove_object", "enhance"}
+    return {**{n: d for n, d in _intents.INTENTS.items() if n not in skip},
+            **{f"look:{n}": look.description for n, look in looks().items()}}
+
+
 HOLD_L = 1.5  # L* units an intent the user refused may drift ("not brighter": mean L* <= original + 1.5)
 HOLD_REL = 0.04  # other metrics: 4 % of the original's value
 
@@ -706,8 +715,12 @@ def parse_goal(
     lock: float = 0.8,
     budget: Budget | None = None,
     image_size: tuple[int, int] | None = None,
+    mapper: Callable[[str], list[str]] | None = None,
 ) -> Goal:
     """Everyday instruction -> Goal with intents and targets computed from the original's stats.
+
+    `mapper` (e.g. `agent.local_llm.wish_mapper`) reads the clauses nothing else could read: it
+    answers with names from `wish_names()`, intents or looks.
 
     Without `stats` only absolute targets are set (exposure range, cast, monochrome);
     relative ones ("brighter", "more contrast") need the original's measurements.
@@ -753,6 +766,15 @@ def parse_goal(
                 notes.append(f"'{clause}': read as 'leave it as it is' (no edit, no target)")
             continue
         m = _intents.match_clause(clause, previous, model if usable else None)
+        if m is None and mapper is not None:
+            named = mapper(clause)
+            for name in [n[5:] for n in named if n.startswith("look:")][:1]:
+                direct.append(_wishes.Wish("look", name, 1.0, clause))
+            picked = tuple(n for n in named if n in _intents.INTENTS)
+            if picked:
+                m = _intents.Match(clause, picked, "llm", 0.6, _intents.degree_of(clause)[0])
+            elif named:
+                continue
         if m is None:
             unmapped.append(clause)
         elif not m.intents:

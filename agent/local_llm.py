@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -440,6 +440,27 @@ def _quiet_stderr() -> Iterator[None]:
     finally:
         os.dup2(saved, fd)
         os.close(saved)
+
+
+WISH_PROMPT = ("You map one photo-editing wish, in any language, to the names below. Answer with the "
+               "matching names only, comma-separated, most important first, or with none when it is not a "
+               "photo edit.\n")
+
+
+def wish_mapper(path: str, names: dict[str, str], n_ctx: int = 4096) -> Callable[[str], list[str]]:
+    """A function clause -> names from `names` (name -> meaning) that the local model picks.
+
+    Where the small model is strong: mapping words in any language to a closed list. Its answer
+    is constrained to the names given, at most three; anything else it says is dropped."""
+    listing = "\n".join(f"{n}: {meaning}" for n, meaning in names.items())
+
+    def ask(clause: str) -> list[str]:
+        prompt = chatml([SystemMessage(WISH_PROMPT + listing), HumanMessage(clause)], [])
+        text, _ = complete(path, prompt, max_tokens=24, n_ctx=n_ctx)
+        found = [w for w in re.findall(r"[a-z_:]+", text.lower()) if w in names]
+        return list(dict.fromkeys(found))[:3]
+
+    return ask
 
 
 def make_local(spec: str, **kwargs: Any) -> GgufChatModel:

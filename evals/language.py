@@ -8,7 +8,7 @@ intents each goal must map to. A goal is right when the label set of its parsed 
 exactly the expected one; a nonsense goal is right when nothing is mapped (the CLI then
 refuses it). Reported: accuracy per language and per kind, and seconds per goal.
 
-    python -m evals.language [--parser default|keyword] [--show-misses] [--json OUT]
+    python -m evals.language [--parser default|keyword|llm] [--llm NAME] [--show-misses] [--json OUT]
 """
 
 from __future__ import annotations
@@ -42,8 +42,18 @@ def labels(goal: Any) -> set[str]:
     return out
 
 
-def run(parser: str = "default") -> list[dict[str, Any]]:
-    from agent.goals import parse_goal
+def run(parser: str = "default", model: str | None = None) -> list[dict[str, Any]]:
+    """Score every case; parser 'llm' asks the local model `model` (default: the 0.5B one)
+    about the clauses the tables and rules cannot read."""
+    from functools import partial
+
+    from agent.goals import parse_goal, wish_names
+
+    if parser == "llm":
+        from agent.local_llm import model_path, wish_mapper
+
+        path = str(model_path(model or "qwen2.5-coder-0.5b"))
+        parse_goal = partial(parse_goal, mapper=wish_mapper(path, wish_names()))
 
     before = os.environ.get("IMAGENT_NO_EMBEDDINGS")
     if parser == "keyword":
@@ -77,11 +87,12 @@ def table(rows: list[dict[str, Any]], key: str) -> dict[str, tuple[int, int]]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parser", choices=("default", "keyword"), default="default")
+    ap.add_argument("--parser", choices=("default", "keyword", "llm"), default="default")
+    ap.add_argument("--llm", default=None, help="with --parser llm: a local model name (make llm)")
     ap.add_argument("--show-misses", action="store_true")
     ap.add_argument("--json", help="write every case's result here")
     args = ap.parse_args(argv)
-    rows = run(args.parser)
+    rows = run(args.parser, args.llm)
     for split in ("dev", "val", "test"):
         part = [r for r in rows if r.get("split", "dev") == split]
         right = sum(r["right"] for r in part)

@@ -46,3 +46,17 @@ def test_nonsense_in_any_language_maps_nothing():
     for text in ("明天天气怎么样", "Erzähl mir einen Witz", "asdf qwer"):
         goal = parse_goal(text, stats())
         assert not [i for i in goal.intents if i.source != "measurement"] and goal.unmapped
+
+
+def test_a_mapper_reads_what_nothing_else_could():
+    asked = []
+
+    def mapper(clause: str) -> list[str]:
+        asked.append(clause)
+        return {"zzgrok it": ["sharpen", "look:sepia", "not_a_name"]}.get(clause, [])
+
+    goal = parse_goal("make it brighter, zzgrok it", stats(), mapper=mapper)
+    assert asked == ["zzgrok it"]  # only the clause the rules could not read
+    assert {(i.name, i.source, i.argument) for i in goal.intents} == {
+        ("brighten", "rule", None), ("sharpen", "llm", None), ("look", "rule", "sepia")}
+    assert not goal.unmapped
