@@ -101,7 +101,10 @@ def test_a_chat_applies_a_look_and_says_why_it_keeps_the_framing(tmp_path):
         assert "keeps the photo's framing" in framed.text and chat.image().shape == PHOTO.shape
 
 
-def test_an_upscale_comes_last_at_the_size_asked():
+def test_an_upscale_comes_last_at_the_size_asked(monkeypatch):
+    import agent.wishes
+
+    monkeypatch.setattr(agent.wishes, "_upscaler", lambda: "lanczos")  # the network: tests/tools/test_neural.py
     result = edit(PHOTO, "make it 2x bigger and a little brighter")
     assert result.recipe.steps[-1].tool == "upscale" and result.image.shape[-2:] == (128, 192)
     assert _replays(result)
