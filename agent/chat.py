@@ -876,7 +876,10 @@ def _scope(goal: Any, stats: Any, coverage: float) -> Any:
         v = float(getattr(stats, t.metric))
         lo = None if t.low is None else v + c * (t.low - v)
         hi = None if t.high is None else v + c * (t.high - v)
-        out.append(t.model_copy(update={"low": lo, "high": hi, "label": f"{t.label} (x{c:.2f} for the mask's area)"}))
+        scoped = t.model_copy(update={"low": lo, "high": hi})
+        # the label states the bounds actually checked, then what was asked inside the mask
+        out.append(scoped.model_copy(update={"label": f"{scoped.describe()} over the whole image "
+                                                      f"(asked: {t.label}, inside a mask of {c:.0%} of it)"}))
     return goal.model_copy(update={"targets": out})
 
 

@@ -162,3 +162,15 @@ def test_cli_chat_with_piped_messages_and_sessions_commands(tmp_path, monkeypatc
     code, _, _ = run_cli(["sessions", "delete", str(tmp_path / "s"), "--yes"], capsys)
     assert code == 0 and not (tmp_path / "s").exists()
 
+
+
+def test_a_masked_request_states_the_bounds_it_checks():
+    from agent.chat import _scope
+    from agent.goals import parse_goal
+    from tests.agent.test_goals import stats
+
+    s = stats(mean_L=35.0)
+    goal = _scope(parse_goal("darken it", s), s, coverage=0.1)
+    t = goal.targets[0]
+    assert f"{t.high:.3g}"[:3] in t.label and "inside a mask of 10%" in t.label
+    assert t.low <= 35.0 <= t.high + 1.5  # a tenth of the change asked: close to the original
