@@ -145,8 +145,7 @@ def test_console_script_help_is_fast_and_lists_commands() -> None:
     assert np is not None
 
 
-def test_batch_on_ray_gives_the_same_results_as_local(tmp_path: Path, capsys) -> None:
-    pytest.importorskip("ray")
+def test_batch_on_ray_gives_the_same_results_as_local(tmp_path: Path, capsys, ray_cluster: None) -> None:
     src = tmp_path / "in"
     src.mkdir()
     for i, name in enumerate(["astronaut", "chelsea"]):

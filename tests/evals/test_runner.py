@@ -60,8 +60,7 @@ def test_tiny_suite_end_to_end_on_the_local_engine(local_run: Path) -> None:
     assert float(rows[0]["usd"]) == 0.0
 
 
-def test_ray_engine_gives_the_local_results(local_run: Path, tmp_path: Path) -> None:
-    pytest.importorskip("ray")
+def test_ray_engine_gives_the_local_results(local_run: Path, tmp_path: Path, ray_cluster: None) -> None:
     run_eval(_tiny(), AGENT_SYSTEMS, tmp_path, engine="ray", workers=2, report=False)
     local, ray = read_results(local_run), read_results(tmp_path)
     assert ray.keys() == local.keys()
