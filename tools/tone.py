@@ -129,12 +129,17 @@ def _set_luma(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
 
 def _set_luma_pixels(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
     under = y - image  # how far each channel sits under luma
-    u = [under[:, c : c + 1] for c in range(3)]
-    below = torch.maximum(torch.maximum(u[0], u[1]), u[2])  # = y - darkest channel, exactly
-    minus_above = torch.minimum(torch.minimum(u[0], u[1]), u[2])  # = y - brightest channel
+    u0, u1, u2 = under.unbind(1)
     # Pairwise max/min of three planes, one difference image: 12 MP ~10% faster than amin/amax.
-    s = torch.minimum(y_new / below.clamp_min(1e-6), (y_new - 1) / minus_above.clamp_max(-1e-6))
-    return torch.addcmul(y_new, under, s.clamp(max=1), value=-1).clamp_(0, 1)
+    below = torch.maximum(torch.maximum(u0, u1), u2)  # = y - darkest channel, exactly
+    above = torch.minimum(torch.minimum(u0, u1), u2)  # = y - brightest channel
+    yn = y_new[:, 0]
+    if torch.is_grad_enabled() and (image.requires_grad or y_new.requires_grad):
+        s = torch.minimum(yn / below.clamp_min(1e-6), (yn - 1) / above.clamp_max(-1e-6))
+    else:  # the same values, the two planes reused in place (12 MP: ~20% less time)
+        s = torch.minimum(torch.div(yn, below.clamp_min_(1e-6), out=below),
+                          torch.div(yn - 1, above.clamp_max_(-1e-6), out=above), out=below)
+    return torch.addcmul(y_new, under, s.clamp_max(1).unsqueeze(1), value=-1).clamp_(0, 1)
 
 
 def _scale_by_luma(image: Tensor, y: Tensor, y_new: Tensor) -> Tensor:
