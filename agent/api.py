@@ -133,6 +133,7 @@ def edit(
     max_retries: int | None = None,
     settings: Any = None,
     region: torch.Tensor | None = None,
+    prior: bool = True,
 ) -> EditResult:
     """Edit a photo toward a goal in words; returns the best version found.
 
@@ -142,6 +143,7 @@ def edit(
     `region`: a (1,1,H,W) mask (white = edit): every edit is confined to it and the photo is
     measured inside its bounding box (`imagent edit --mask`).
     `critic`: "offline" (measurements), "none", "provider:model" (a vision model), or a critic object.
+    `prior`: magnitudes from the learned prior (agent/natural.py); False: the rules alone.
     Options left as None come from `settings` (default: `agent.settings.load_settings()`:
     IMAGENT_* variables and imagent.toml).
     """
@@ -190,8 +192,13 @@ def edit(
             return session, goal
         ref_stats = None if ref is None else measure(_preview(ref, preview))
         seen = session.measure("v0", "region" if region is not None else None)
+        natural = None
+        if prior and region is None:
+            from agent.natural import natural_of
+
+            natural = lambda: natural_of(session.original)  # noqa: E731
         return session, parse_goal(str(goal), seen, reference_stats=ref_stats, lock=lock, budget=budget,
-                                   image_size=(int(image.shape[-1]), int(image.shape[-2])))
+                                   image_size=(int(image.shape[-1]), int(image.shape[-2])), natural=natural)
 
     budget = Budget(max_steps=max_steps, max_seconds=cfg.max_seconds, max_model_calls=cfg.max_model_calls,
                     max_cost_usd=cfg.max_cost_usd)

@@ -94,6 +94,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from agent import intents as _intents
 from agent import lexicon as _lexicon
+from agent import natural as _natural
 from agent import wishes as _wishes
 
 if TYPE_CHECKING:
@@ -269,6 +270,10 @@ class Intent(BaseModel):
                                  "rotation in degrees clockwise, flip axis (agent.wishes)")
     box: tuple[float, float, float, float] | None = Field(
         None, description="x, y, w, h of the object to remove, fractions of width and height")
+    steps: list[dict[str, Any]] | None = Field(
+        None, description="the learned prior's steps for this wish (agent/natural.py): the planner's first try")
+    aim: dict[str, float] | None = Field(
+        None, description="metric -> the value the prior's steps reach on the preview: targets +- NATURAL_TOL")
 
 
 class Goal(BaseModel):
@@ -368,6 +373,9 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
         return [_t("cast", None, CAST_OK, n)]
     if n == "black_and_white":
         return [_t("mean_saturation", None, 0.02, n), _t("colorfulness", None, 3.0, n, 0.5)]
+    if n == "natural":  # the prior's correction (agent/natural.py): where its steps land, within tolerance
+        return [_t(k, v - NATURAL_TOL[k], v + NATURAL_TOL[k], n, label="the learned prior's correction")
+                for k, v in (intent.aim or {}).items()]
     if n == "match_reference":
         if ref is None:
             return []
@@ -541,8 +549,55 @@ INTENTS_WITH_TARGETS = {"brighten", "darken", "more_contrast", "less_contrast", 
                         "recover_highlights"}
 
 
-def _resolve(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
+NATURAL_TOL = {"mean_L": 2.5, "cast_a": 2.0, "cast_b": 2.0, "rms_contrast": 0.012, "mean_saturation": 0.02}
+
+
+def _aim(nat: _natural.Natural, steps: list[dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, float]:
+    after = nat.stats if steps == nat.steps() else nat.stats_after(steps)
+    return {k: round(float(getattr(after, k)), 4) for k in metrics}
+
+
+def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tuple[Intent, str]] | None:
+    """Intents the prior gives a magnitude (agent/natural.py); None: the rules decide."""
+    if nat is None or s is None:
+        return None
+    n, c = intent.name, nat.correction
+    measured = {"source": "measurement"}
+    if n == "enhance":
+        steps = nat.steps(_natural.TONE_TOOLS)
+        rules = [(i, k) for i, k in _restore(intent, s) if k in ("denoise", "deblock", "deblur")]
+        if not steps:
+            return rules or [(intent.model_copy(update=measured), "enhance")]
+        aim = _aim(nat, steps, tuple(NATURAL_TOL))
+        return [(intent.model_copy(update={"name": "restore", "steps": steps, "aim": aim, **measured}), "natural"),
+                *rules]
+    exposure = n in ("brighten", "darken") and intent.stops is None and intent.percent is None and not intent.region
+    if n == "fix_exposure" or exposure:
+        if n == "fix_exposure":
+            if abs(c.stops) < _natural.EXPOSURE_OK_STOPS:
+                return []  # the prior finds the exposure right: nothing to fix (said in the notes)
+            direction, degree = math.copysign(1.0, c.stops), 1.0
+        else:
+            direction, degree = (1.0 if n == "brighten" else -1.0), intent.degree
+        stops = round(_natural.exposure_stops(c.stops, direction, degree), 2)
+        steps = [{"tool": "exposure", "params": {"stops": stops}}]
+        name = "brighten" if stops > 0 else "darken"
+        return [(intent.model_copy(update={"name": name, "stops": stops, "steps": steps,
+                                           "aim": _aim(nat, steps, ("mean_L",)), **measured}), "natural")]
+    if n in ("neutralize_cast", "fix_color"):
+        steps = nat.steps(_natural.COLOR_TOOLS)
+        if not steps:
+            return None
+        return [(intent.model_copy(update={"name": "neutralize_cast", "steps": steps,
+                                           "aim": _aim(nat, steps, ("cast_a", "cast_b")), **measured}), "natural")]
+    return None
+
+
+def _resolve(intent: Intent, s: Any, nat: _natural.Natural | None = None) -> list[tuple[Intent, str]]:
     """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
+    by_prior = _by_prior(intent, s, nat)
+    if by_prior is not None:
+        return by_prior
     n = intent.name
     if n == "bluer" and not intent.region:  # "bluer" with no region named: the whole photo cooler
         return [(intent.model_copy(update={"name": "cooler"}), "cooler")]
@@ -716,6 +771,7 @@ def parse_goal(
     budget: Budget | None = None,
     image_size: tuple[int, int] | None = None,
     mapper: Callable[[str], list[str]] | None = None,
+    natural: Callable[[], _natural.Natural | None] | None = None,
 ) -> Goal:
     """Everyday instruction -> Goal with intents and targets computed from the original's stats.
 
@@ -726,6 +782,8 @@ def parse_goal(
     relative ones ("brighter", "more contrast") need the original's measurements.
     `image_size`: (width, height) of the full-size original, for pixel boxes in the text
     ("remove the object at 120,80,60,40"); default: the measured image's size.
+    `natural`: gives the learned prior's view of the original (`agent.natural.natural_of`), called
+    only when an intent needs a magnitude from it; without it the rules set every magnitude.
     """
     usable = _intents.embedder_available()
     loaded: list[_intents.Embedder | None] = []
@@ -788,6 +846,13 @@ def parse_goal(
         why = _intents.embedder_problem() or "not loaded"
         notes.insert(0, f"embedding model unavailable ({why}); keyword parser used")
 
+    nat_cache: list[_natural.Natural | None] = []
+
+    def nat() -> _natural.Natural | None:
+        if natural is not None and not nat_cache:
+            nat_cache.append(natural())
+        return nat_cache[0] if nat_cache else None
+
     resolved: list[tuple[Intent, str]] = []
     for m in matches:
         for name in m.intents:
@@ -796,7 +861,10 @@ def parse_goal(
                             stops=m.stops if name in ("brighten", "darken") else None,
                             percent=m.percent, region=m.region if name in ("brighten", "darken", "bluer") else None,
                             box=_fraction_box(m.box, stats, image_size) if name == "remove_object" else None)
-            resolved += _resolve(intent, stats)
+            got = _resolve(intent, stats, nat() if _natural.wants(name) else None)
+            if not got:
+                notes.append(f"'{m.clause}': the learned prior finds the {name.replace('_', ' ')} already natural")
+            resolved += got
 
     # one intent per name (the strongest degree); of two opposites the later wins
     kept: dict[str, tuple[Intent, str]] = {}

@@ -51,7 +51,8 @@ def language_of(text: str) -> str:
     for lang in tables():
         if lang in CJK:
             continue
-        found = [m.group(0) for m in _pattern(lang).finditer(lowered)]
+        same = {a for a, b in tables()[lang] if a == b.lower()}  # "photo" is French and English: no evidence
+        found = [m.group(0) for m in _pattern(lang).finditer(lowered) if m.group(0) not in same]
         n = sum(len(w) for w in found if len(w) >= 4 or " " in w or not w.isascii())  # characters matched
         if n > hits:
             best, hits = lang, n

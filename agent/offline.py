@@ -527,6 +527,10 @@ def decide(state: PlanState, tools: dict[str, BoundTool], max_calls: int = 3) ->
         return Plan(f"No steps left; {len(targets) - len(unmet)}/{len(targets)} targets met.", [])
 
     hist = History(state.history)
+    prior = _prior_calls(state, tools, hist)
+    if prior:  # the learned prior's correction first, whole (agent/natural.py); rules move what it leaves
+        prior = prior[: state.steps_left or len(prior)]
+        return Plan("; ".join(c.why for c in prior) + ".", prior)
     proposals, given_up = [], []
     for t in unmet:
         p = _propose(t, state, tools, hist)
@@ -553,6 +557,18 @@ def decide(state: PlanState, tools: dict[str, BoundTool], max_calls: int = 3) ->
     if given_up:
         text += f". Giving up on {_labels(given_up)}: no tool I have for it is left to try"
     return Plan(text + ".", calls)
+
+
+def _prior_calls(state: PlanState, tools: dict[str, BoundTool], hist: History) -> list[Call]:
+    """The steps the goal's intents carry from the learned prior, each tool's until it was tried once."""
+    calls: list[Call] = []
+    for intent in state.intents:
+        for step in intent.get("steps") or ():
+            tool, args = str(step["tool"]), dict(step.get("params", {}))
+            if tool in tools and not hist.of(tool) and all(c.name != tool for c in calls):
+                calls.append(Call(tool, args, f"{tool} {_fmt(args)}: the learned prior's correction "
+                                              f"({intent.get('name')})"))
+    return calls
 
 
 def _propose(t: TargetState, state: PlanState, tools: dict[str, BoundTool], hist: History) -> _Proposal | None:

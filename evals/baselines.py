@@ -13,6 +13,9 @@
   least squares on a 64 px preview (Powell), then applied at full size.
 - fill-telea, fill-ns, fill-exemplar, fill-auto (inpaint only): `tools.inpaint`
   with that method on the case's known hole.
+- prior: the learned prior's correction (`tools.prior`) applied as it is: no goal, no planning.
+- rules: the offline agent with every magnitude from the rules (`agent.api.edit(prior=False)`):
+  what the agent did before the prior.
 - any other name is an agent (on inpaint cases only spots and scratches, which it
   can find itself; it is not told where a square or stroke hole is): `agent.api.edit` with that planner ("offline",
   "openai:gpt-4o-mini", "hf:/path" ...).
@@ -32,7 +35,7 @@ FILL_METHODS = ("telea", "ns", "exemplar", "auto")
 GAN_SYSTEMS = ("gan-encoder", "gan-invert", "gan-latent")
 LEARNED_SYSTEMS = ("nlm", "bilateral", "neural", "exposure", "exposure+nlm", "exposure+neural", "low_light",
                    "bicubic", "lanczos")  # evals/learned.py SYSTEMS (a test keeps them equal)
-BASELINES = ("identity", "auto", "oracle", "fit", *(f"fill-{m}" for m in FILL_METHODS), *GAN_SYSTEMS,
+BASELINES = ("identity", "auto", "oracle", "fit", "prior", *(f"fill-{m}" for m in FILL_METHODS), *GAN_SYSTEMS,
              *LEARNED_SYSTEMS)
 FIT_CHAIN = (("exposure", "stops", -2.0, 2.0), ("white_balance", "temperature", -100.0, 100.0),
              ("white_balance", "tint", -100.0, 100.0), ("contrast", "amount", -100.0, 100.0),
@@ -127,6 +130,17 @@ def oracle(case: Any, image: torch.Tensor, reference: torch.Tensor | None) -> Ou
                   note=f"no inverse for {', '.join(left)}" if left else "")
 
 
+def prior_only(case: Any, image: torch.Tensor, reference: torch.Tensor | None) -> Output:
+    """The learned prior's whole correction of the input, applied as it is."""
+    from tools.prior import correction_steps, estimate
+    from tools.recipe import Recipe, Step, apply_recipe
+
+    steps = correction_steps(estimate(image))
+    recipe = Recipe(steps=[Step.of(s["tool"], s["params"]) for s in steps])
+    return Output(image=apply_recipe(image, recipe), steps=len(steps),
+                  trace=[f"{s['tool']}({', '.join(f'{k}={_short(v)}' for k, v in s['params'].items())})" for s in steps])
+
+
 def _chain(image: torch.Tensor, values: Any) -> torch.Tensor:
     from tools.registry import get
 
@@ -208,10 +222,13 @@ def _edit_supports(option: str) -> bool:
 
 def run_agent(model: str, case: Any, image: torch.Tensor, reference: torch.Tensor | None, *,
               critic: str | None = None, base_url: str | None = None) -> Output:
-    """The agent with planner `model` on one case (the reference is given only for match)."""
+    """The agent with planner `model` on one case (the reference is given only for match);
+    model "rules" is the offline planner without the learned prior."""
     from agent.api import edit
 
     options: dict[str, Any] = {}
+    if model == "rules":
+        model, options["prior"] = "offline", False
     if critic is not None:
         if not _edit_supports("critic"):
             from agent.errors import UserError
@@ -242,7 +259,8 @@ def run_system(name: str, case: Any, image: torch.Tensor, reference: torch.Tenso
                **agent_options: Any) -> tuple[Output, float]:
     """(output, seconds) of system `name` on one case; raises NotApplicable when it does not apply."""
     t0 = time.perf_counter()
-    fn = {"identity": identity, "auto": auto_enhance, "oracle": oracle, "fit": parametric_fit}.get(name)
+    fn = {"identity": identity, "auto": auto_enhance, "oracle": oracle, "fit": parametric_fit,
+          "prior": prior_only}.get(name)
     if name in GAN_SYSTEMS:
         if case.kind != "gan":
             raise NotApplicable(f"{name} works on generated faces (gan cases)")

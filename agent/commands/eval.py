@@ -53,9 +53,9 @@ def eval_cmd(
         chosen = list(dict.fromkeys([x.strip() for x in systems.split(",") if x.strip()] + list(model or [])))
         if not chosen:
             raise UserError("--systems is empty; name at least one of identity, auto, oracle, fit, offline")
-    unknown = [x for x in chosen if x not in BASELINES and x != "offline" and ":" not in x]
+    unknown = [x for x in chosen if x not in BASELINES and x not in ("offline", "rules") and ":" not in x]
     if unknown:
-        raise UserError(f"unknown system(s) {', '.join(unknown)}: use {', '.join(BASELINES)}, offline, "
+        raise UserError(f"unknown system(s) {', '.join(unknown)}: use {', '.join(BASELINES)}, offline, rules, "
                         "or a planner as provider:model / hf:/path")
     from agent.critics import check_specs
 

@@ -1,0 +1,96 @@
+"""Magnitudes from the learned prior: what this photo looks like corrected, and how far to go.
+
+A goal's words give a direction ("too dark", "warmer") and a degree ("a little", "way");
+how far the photo should move comes from the prior (`tools/prior.py`: a small model trained
+on real photos to estimate the correction that makes a photo natural) and the measurements,
+not from a fixed L* band. `Natural` holds the prior's correction of the original's preview
+and the stats of that corrected preview; `agent.goals.parse_goal` reads it:
+
+- blind "restore / enhance / fix this photo": the prior's whole correction; targets are the
+  corrected preview's stats, and the first plan is the prior's own steps;
+- an exposure wish ("too dark", "brighter", "fix the exposure"): the prior's stops when they
+  point the asked way, within the degree's band (`exposure_stops`): "a little" stays under
+  half a stop; a high-key or low-key photo keeps its key because the prior learned keys from
+  content, where the rules pushed every photo toward L* 45-62;
+- a colour wish ("fix the colours", "remove the cast"): the prior's white balance.
+
+Without the prior's weights (or with `prior=False`, the `rules` system of the evals) goals
+fall back to the rules in agent/goals.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from tools.analysis import Stats
+    from tools.prior import Correction
+
+# Exposure bands per degree, in stops: (least, most). Under the least the asked change would not
+# show (the prior says the photo is fine, or disagrees): the least is used. "a little" (degree
+# 0.5) is at most half a stop; "way too dark" (degree 2) follows the prior up to the tool's 4.
+_BANDS = ((0.75, (0.2, 0.5)), (1.5, (0.35, 2.5)), (8.0, (0.6, 4.0)))
+EXPOSURE_OK_STOPS = 0.15  # "fix the exposure": under this the prior finds it right and nothing moves
+# The prior's steps each kind of wish takes: a blind restore all of tone and colour (noise and
+# blur stay with the measured rules of agent/goals.py `_restore`), a colour wish the balance.
+TONE_TOOLS = ("white_balance", "exposure", "levels", "contrast", "saturation")
+COLOR_TOOLS = ("white_balance",)
+ASKS_PRIOR = {"enhance", "fix_exposure", "brighten", "darken", "neutralize_cast", "fix_color"}
+
+
+def wants(intent: str) -> bool:
+    """Whether an intent takes its magnitude from the prior (so the prior is run at all)."""
+    return intent in ASKS_PRIOR
+
+
+@dataclass(frozen=True)
+class Natural:
+    """The prior's correction of a photo's preview and the measurements of the corrected preview."""
+
+    correction: Correction
+    stats: Stats
+    preview: torch.Tensor
+
+    def steps(self, tools: tuple[str, ...] | None = None, strength: float = 1.0) -> list[dict[str, Any]]:
+        """The correction's recipe steps, only those of `tools` when given."""
+        from tools.prior import correction_steps
+
+        return [s for s in correction_steps(self.correction, strength) if tools is None or s["tool"] in tools]
+
+    def stats_after(self, steps: list[dict[str, Any]]) -> Stats:
+        """The preview's measurements after `steps`."""
+        from tools.analysis import measure
+
+        return measure(_render(self.preview, steps))
+
+
+def _render(preview: torch.Tensor, steps: list[dict[str, Any]]) -> torch.Tensor:
+    from tools.recipe import Recipe, Step, apply_recipe
+
+    return apply_recipe(preview, Recipe(steps=[Step.of(s["tool"], s["params"]) for s in steps]))
+
+
+def natural_of(preview: torch.Tensor) -> Natural | None:
+    """The prior's view of a (1,3,H,W) preview; None when the prior cannot run (no weights)."""
+    from tools.analysis import measure
+    from tools.prior import PriorError, correction_steps, estimate
+
+    try:
+        c = estimate(preview)
+    except PriorError:
+        return None
+    return Natural(c, measure(_render(preview, correction_steps(c))), preview)
+
+
+def exposure_stops(prior_stops: float, direction: float, degree: float) -> float:
+    """The exposure change for a wish in `direction` (+1 brighter, -1 darker) of `degree`.
+
+    The prior's stops when they point that way, clamped to the degree's band; else the band's
+    least (the user asked for a change the prior does not see as needed: a visible, small one).
+    """
+    lo, hi = next(band for top, band in _BANDS if degree <= top)
+    along = prior_stops * direction
+    return direction * min(max(along, lo), hi)
