@@ -241,17 +241,26 @@ def white_balance(image: Tensor, p: WhiteBalance) -> Tensor:
     return _apply_gains(image, g.expand(image.shape[0], 3))
 
 
-def white_balance_gains(temperature: float, tint: float) -> np.ndarray:
-    """The (3,) linear-light RGB gains of `white_balance`, grey luminance kept."""
+def white_balance_gains(temperature: float | Tensor, tint: float | Tensor) -> np.ndarray | Tensor:
+    """The (3,) linear-light RGB gains of `white_balance`, grey luminance kept.
+
+    Tensor sliders (agent.refine fits them by autograd) give a float64 tensor of the same gains.
+    """
+    if isinstance(temperature, Tensor) or isinstance(tint, Tensor):
+        t, k = (torch.as_tensor(v, dtype=torch.float64) for v in (temperature, tint))
+        g = _planck_rgb(_REF_MIRED + _MIRED_PER_STEP * t) / torch.from_numpy(_planck_rgb(_REF_MIRED))
+        g = g * torch.stack([k.new_ones(()), 10 ** (-_TINT_DENSITY * k / 100), k.new_ones(())])
+        return g / (g @ torch.tensor(LUMA, dtype=torch.float64))
     g = _planck_rgb(_REF_MIRED + _MIRED_PER_STEP * temperature) / _planck_rgb(_REF_MIRED)
     g[1] *= 10 ** (-_TINT_DENSITY * tint / 100)
     return g / np.dot(LUMA, g)
 
 
-def _planck_rgb(mired: float) -> np.ndarray:
+def _planck_rgb(mired: float | Tensor) -> np.ndarray | Tensor:
     """Linear sRGB of a blackbody at 1e6/mired K, luminance 1 (Kim et al. 2002 cubic fit).
 
     The 4000 K+ cubic is in 1/T, so it also holds toward infinite temperature (0 mired).
+    A float64 tensor `mired` gives a tensor (differentiable); a float, the numpy array.
     """
     u, kelvin = mired * 1e-6, 1e6 / mired
     if kelvin >= 4000:
@@ -263,6 +272,8 @@ def _planck_rgb(mired: float) -> np.ndarray:
             y = -0.9549476 * x**3 - 1.37418593 * x**2 + 2.09137015 * x - 0.16748867
         else:
             y = -1.1063814 * x**3 - 1.34811020 * x**2 + 2.18555832 * x - 0.20219683
+    if isinstance(mired, Tensor):
+        return torch.from_numpy(_XYZ_TO_RGB) @ torch.stack([x / y, torch.ones_like(y), (1 - x - y) / y])
     return _XYZ_TO_RGB @ np.array([x / y, 1.0, (1 - x - y) / y])
 
 

@@ -1,0 +1,473 @@
+"""Differentiable refinement: once the ops are chosen, fit their continuous params jointly by autograd.
+
+The planner picks tools and rough arguments one call at a time; each argument is computed for one
+target while the others stand still. `refine` takes the chosen steps as a whole and fits every
+continuous parameter at once (exposure stops, white balance temperature and tint, contrast,
+saturation, levels, ...) by gradient descent through the tools' own torch path, clamped to the
+bounds of their params models, toward an `Objective`: a reference look (pixel loss), targets on
+measured statistics (the few that have a differentiable form here), and a pull toward the
+original. Which params are fitted is read off the params models (floats with both bounds, not
+measured in pixels) and off autograd itself: a param whose tool turns it into a plain number
+gets no gradient and stays as it was; a step whose tool cannot run on tensors stays fixed.
+
+The result never scores worse than the input by its own objective, keeps the structure lock
+(`agent.scoring.structure_similarity`) and passes an optional naturalness `guard`.
+
+    python -m agent.refine            # the match suite: the offline agent's steps, refined
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from tools import analysis
+from tools import colorspace as cs
+from tools.recipe import Step
+from tools.registry import Params, Tool, ToolError
+
+Tensor = torch.Tensor
+
+# Stats with a differentiable form here (others in a target are ignored by the objective).
+STATS = ("mean_L", "median_L", "p01_L", "p05_L", "p95_L", "p99_L", "rms_contrast",
+         "colorfulness", "cast_a", "cast_b", "cast", "mean_saturation")
+_QUANTILES = {"p01_L": 0.01, "p05_L": 0.05, "median_L": 0.5, "p95_L": 0.95, "p99_L": 0.99}
+# Adam on params scaled to [0,1] (one step of 0.02 = 2 % of a slider's range), cosine decay.
+_LR = 0.02
+_NUDGE = 1e-3  # a param sitting on its tool's neutral value is moved this share of its range ...
+# ... because tools short-circuit at neutral (`if amount == 0: return image`), where no gradient flows
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What a refinement fits toward; the loss is the sum of the terms that are set.
+
+    reference: a (1,3,H,W) look to match pixel by pixel (MSE in `space`; resized to the
+        original's size when it differs, so it must show the same scene).
+    targets: objects with `.metric`, `.bounds` (low, high) and optionally `.weight`
+        (`agent.goals.Target`); each adds weight * (gap / scale)^2 outside its bounds, the
+        scale being `agent.goals.METRICS`'s (10 L*, 5 a*/b*, 0.1 saturation ...). Metrics not in
+        `STATS` are ignored.
+    hold: weight of the MSE to the original (in `space`): stay close to the photo.
+    space: "rgb" (what PSNR reads) or "lab" (L*a*b* / 100).
+    """
+
+    reference: Tensor | None = None
+    targets: Sequence[Any] = ()
+    hold: float = 0.0
+    space: Literal["rgb", "lab"] = "rgb"
+
+    def __post_init__(self) -> None:
+        if self.reference is None and not self.used_targets() and self.hold <= 0:
+            raise ValueError("refine: the objective is empty; give a reference, targets on "
+                             f"{', '.join(STATS)}, or a hold weight > 0")
+        if self.reference is not None and (self.reference.ndim != 4 or self.reference.shape[:2] != (1, 3)):
+            raise ValueError(f"refine: the reference must be (1,3,H,W), got {tuple(self.reference.shape)}")
+        if self.space not in ("rgb", "lab"):
+            raise ValueError(f"refine: space {self.space!r} is unknown; use 'rgb' or 'lab'")
+
+    def used_targets(self) -> list[Any]:
+        return [t for t in self.targets if t.metric in STATS]
+
+
+@dataclass
+class Refined:
+    """A refinement's outcome: the steps with fitted params and their rendering on the original."""
+
+    steps: list[dict[str, Any]]
+    image: Tensor
+    loss_before: float
+    loss_after: float
+    fitted: list[str] = field(default_factory=list)  # "exposure.stops", ... the params that moved
+    note: str = ""  # why the input was kept, when it was
+    seconds: float = 0.0
+
+
+# ----------------------------------------------------------------- which params, differentiable stats
+
+
+def continuous_fields(tool: Tool) -> dict[str, tuple[float, float]]:
+    """name -> (low, high) of the params a refinement may fit: floats with both bounds, not in pixels."""
+    out = {}
+    for name, f in tool.params.model_fields.items():
+        if f.annotation is not float or name in tool.params.PIXEL_FIELDS:
+            continue
+        meta = {type(m).__name__: m for m in f.metadata}
+        lo, hi = getattr(meta.get("Ge"), "ge", None), getattr(meta.get("Le"), "le", None)
+        if lo is not None and hi is not None and hi > lo:
+            out[name] = (float(lo), float(hi))
+    return out
+
+
+def soft_stats(image: Tensor, names: Sequence[str] = STATS) -> dict[str, Tensor]:
+    """Differentiable `tools.analysis.measure` values of a (1,3,H,W) image, for `names` in STATS.
+
+    Same definitions as `measure` (every pixel, not a sample): L* from CIE Lab, rms_contrast =
+    std L* / 100, the cast read on the near-neutral pixels (chosen on the current values, then
+    held fixed), HSV saturation, Hasler-Suesstrunk colourfulness.
+    """
+    x = image.clamp(0, 1)
+    lab = cs.rgb_to_lab(x)[0].flatten(1)
+    lum, a, b = lab
+    out: dict[str, Tensor] = {}
+    for n in names:
+        if n == "mean_L":
+            out[n] = lum.mean()
+        elif n in _QUANTILES:
+            out[n] = torch.quantile(lum, _QUANTILES[n])
+        elif n == "rms_contrast":
+            out[n] = lum.std(correction=0) / 100
+        elif n in ("cast_a", "cast_b", "cast"):
+            ca, cb = _soft_cast(lum, a, b)
+            out[n] = {"cast_a": ca, "cast_b": cb}.get(n, torch.sqrt(ca * ca + cb * cb + 1e-12))
+        elif n == "mean_saturation":
+            hi, lo = x.amax(1), x.amin(1)
+            out[n] = torch.where(hi > 0, (hi - lo) / hi.clamp_min(1e-12), torch.zeros_like(hi)).mean()
+        elif n == "colorfulness":
+            r, g, bl = x[0].flatten(1)
+            rg, yb = r - g, 0.5 * (r + g) - bl
+            sigma = torch.sqrt(rg.var(correction=0) + yb.var(correction=0) + 1e-12)
+            mu = torch.sqrt(rg.mean() ** 2 + yb.mean() ** 2 + 1e-12)
+            out[n] = 255 * (sigma + 0.3 * mu)
+        else:
+            raise ValueError(f"soft_stats: {n!r} has no differentiable form; use one of {', '.join(STATS)}")
+    return out
+
+
+def _soft_cast(lum: Tensor, a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    low, high = analysis.NEUTRAL_L
+    near = (a.detach() ** 2 + b.detach() ** 2 < analysis.NEUTRAL_CHROMA**2) & \
+        ((lum.detach() - (low + high) / 2).abs() <= (high - low) / 2)
+    w = near.to(a.dtype)
+    count = w.sum()
+    if float(count) < max(1.0, analysis.NEUTRAL_MIN_FRACTION * lum.numel()):
+        return a.mean(), b.mean()
+    return (a * w).sum() / count, (b * w).sum() / count
+
+
+def objective_loss(image: Tensor, objective: Objective, original: Tensor, reference: Tensor | None) -> Tensor:
+    """The objective's loss of `image` (reference already on the image's grid)."""
+    from agent.goals import METRICS
+
+    def space(x: Tensor) -> Tensor:
+        return cs.rgb_to_lab(x.clamp(0, 1)) / 100 if objective.space == "lab" else x
+
+    loss = image.new_zeros((), dtype=torch.float64)
+    y = space(image) if reference is not None or objective.hold > 0 else None
+    if reference is not None:
+        loss = loss + F.mse_loss(y, space(reference)).double()
+    if objective.hold > 0:
+        loss = loss + objective.hold * F.mse_loss(y, space(original)).double()
+    targets = objective.used_targets()
+    if targets:
+        stats = soft_stats(image, sorted({t.metric for t in targets}))
+        for t in targets:
+            lo, hi = t.bounds
+            v = stats[t.metric].double()
+            gap = torch.relu(lo - v) + torch.relu(v - hi) if math.isfinite(lo) and math.isfinite(hi) else \
+                torch.relu(lo - v) if math.isfinite(lo) else torch.relu(v - hi)
+            bound = lo if math.isfinite(lo) else hi
+            scale = max(METRICS[t.metric][0], METRICS[t.metric][1] * abs(bound))
+            loss = loss + float(getattr(t, "weight", 1.0)) * (gap / scale) ** 2
+    return loss
+
+
+# ----------------------------------------------------------------- the chain
+
+
+@dataclass
+class _Link:
+    """One step of the chain: its tool, validated params, mask, and the params being fitted."""
+
+    step: Step
+    tool: Tool
+    params: Params
+    free: dict[str, tuple[float, float]]  # name -> bounds of the fitted params
+    added: bool = False
+
+
+def _links(steps: Sequence[Step | Mapping[str, Any]], extra: Sequence[str]) -> list[_Link]:
+    out = []
+    for i, s in enumerate(steps, 1):
+        step = s if isinstance(s, Step) else Step.model_validate(dict(s))
+        try:
+            tool, params = step.resolve()
+        except ToolError as exc:
+            raise ToolError(f"refine: step {i}: {exc}") from None
+        fit = tool.differentiable and not tool.read_only and not tool.needs_mask
+        out.append(_Link(step, tool, params, continuous_fields(tool) if fit else {}))
+    have = {link.step.tool for link in out}
+    for name in extra:
+        if name not in have:
+            step = Step.of(name)
+            tool, params = step.resolve()
+            out.append(_Link(step, tool, params, continuous_fields(tool), added=True))
+    return out
+
+
+def _start(links: list[_Link]) -> tuple[list[tuple[int, str]], Tensor]:
+    """The fitted params as (link index, name) and their start values scaled to [0,1]."""
+    keys, u = [], []
+    for i, link in enumerate(links):
+        for name, (lo, hi) in link.free.items():
+            v = (float(getattr(link.params, name)) - lo) / (hi - lo)
+            f = link.tool.params.model_fields[name]
+            default = None if f.is_required() else f.get_default(call_default_factory=True)
+            if default is not None and abs(float(getattr(link.params, name)) - float(default)) < 1e-12:
+                v = v + _NUDGE if v + _NUDGE <= 1 else v - _NUDGE
+            keys.append((i, name))
+            u.append(min(max(v, 0.0), 1.0))
+    return keys, torch.tensor(u, dtype=torch.float64)
+
+
+def _values(links: list[_Link], keys: list[tuple[int, str]], u: Tensor) -> list[dict[str, Any]]:
+    """Per link, the fitted params' values (tensors when u is one that wants gradients)."""
+    out: list[dict[str, Any]] = [{} for _ in links]
+    uc = u.clamp(0, 1)
+    for k, (i, name) in enumerate(keys):
+        lo, hi = links[i].free[name]
+        out[i][name] = lo + (hi - lo) * uc[k]
+    return out
+
+
+def _render(image: Tensor, links: list[_Link], values: list[dict[str, Any]], masks: Mapping[str, Tensor],
+            factor: float = 1.0, failed: list[int] | None = None) -> Tensor:
+    """Run the chain; `values` override params (tensors: through the tools' torch path)."""
+    from tools.recipe import resize_mask
+
+    out = image
+    for i, (link, vals) in enumerate(zip(links, values, strict=True)):
+        if link.tool.read_only:
+            continue
+        p = link.params.scaled(factor)
+        if vals:
+            p = type(p).model_construct(**{**dict(p), **vals})
+        m = None
+        if link.step.mask is not None:
+            if link.step.mask not in masks:
+                raise ToolError(f"refine: step {i + 1} uses mask {link.step.mask!r}; pass it in masks=")
+            m = resize_mask(masks[link.step.mask], out)
+        try:
+            out = link.tool(out, p, mask=m)
+        except Exception:
+            if failed is not None and vals:
+                failed.append(i)
+            raise
+    return out
+
+
+def _fit_grid(original: Tensor, reference: Tensor | None, fit_size: int) -> tuple[Tensor, Tensor | None, float]:
+    from agent.state import preview_of
+
+    x = preview_of(original, fit_size)
+    ref = None if reference is None else preview_of(reference, fit_size)
+    return x, ref, max(x.shape[-2:]) / max(original.shape[-2:])
+
+
+def _on_grid(reference: Tensor | None, like: Tensor) -> Tensor | None:
+    if reference is None or reference.shape[-2:] == like.shape[-2:]:
+        return None if reference is None else reference.to(like)
+    out = F.interpolate(reference.to(like), size=like.shape[-2:], mode="bilinear", antialias=True,
+                        align_corners=False)
+    return out.clamp_(0, 1)
+
+
+# ----------------------------------------------------------------- refine
+
+
+def refine(
+    original: Tensor,
+    steps: Sequence[Step | Mapping[str, Any]],
+    objective: Objective,
+    *,
+    iters: int = 150,
+    lock: float | None = None,
+    extra: Sequence[str] = (),
+    masks: Mapping[str, Tensor] | None = None,
+    fit_size: int = 256,
+    guard: Callable[[Tensor, Tensor], str | None] | None = None,
+) -> Refined:
+    """Fit the continuous params of `steps` on `original` (1,3,H,W) jointly toward `objective`.
+
+    `steps`: a recipe's steps (dicts or `tools.recipe.Step`) made on `original` (the session's
+    preview). `extra`: tools appended at their neutral params when the steps lack them (e.g.
+    the pointwise tools a look is made of); kept only when they lower the loss. The fit runs on
+    a copy of the original at most `fit_size` px long (pointwise tools do not care; pixel-sized
+    params are scaled), by Adam for `iters` iterations; the result is rendered and judged at
+    the original's size through the tools' ordinary path. `lock`: the structure lock to keep;
+    `guard(original, candidate)`: a reason to refuse a candidate, or None.
+
+    Example:
+        >>> from tools.registry import get
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> ref = get("exposure")(x, {"stops": 0.5})
+        >>> r = refine(x, [{"tool": "exposure", "params": {"stops": 0.1}}], Objective(reference=ref))
+        >>> round(r.steps[0]["params"]["stops"], 2)
+        0.5
+    """
+    t0 = time.perf_counter()
+    if original.ndim != 4 or original.shape[:2] != (1, 3):
+        raise ValueError(f"refine: original must be (1,3,H,W), got {tuple(original.shape)}")
+    original = original.detach()
+    masks = dict(masks or {})
+    links = _links(steps, extra)
+    reference = _on_grid(objective.reference, original)
+
+    def judge(chain: list[_Link], values: list[dict[str, Any]]) -> tuple[float, Tensor]:
+        with torch.no_grad():
+            image = _render(original, chain, [{k: float(v) for k, v in d.items()} for d in values], masks)
+            return float(objective_loss(image, objective, original, reference)), image
+
+    loss_before, image_before = judge(links, [{} for _ in links])
+    given = [link.step.model_dump() for link in links if not link.added]
+
+    def keep(note: str) -> Refined:
+        return Refined(given, image_before, loss_before, loss_before, note=note, seconds=time.perf_counter() - t0)
+
+    x, ref, factor = _fit_grid(original, reference, fit_size)
+    x = x.clone().requires_grad_(True)  # an input that wants gradients takes every tool's torch path
+
+    def loss_of(u: Tensor) -> Tensor:
+        failed: list[int] = []
+        try:
+            y = _render(x, links, _values(links, keys, u), masks, factor, failed)
+        except Exception as exc:
+            if not failed:
+                raise
+            raise _StepFailed(failed[0]) from exc
+        return objective_loss(y, objective, x.detach(), ref)
+
+    # Probe: a step that cannot run on tensors is fixed; a param autograd does not reach (a tool
+    # that reads it as a plain number: zero or no gradient) is left as it was.
+    keys, u0 = _start(links)
+    if not keys:
+        return keep("no step has a continuous param to fit" if links else "no steps to refine")
+    while keys:
+        u = u0.clone().requires_grad_(True)
+        with torch.enable_grad(), _one_thread():
+            try:
+                loss = loss_of(u)
+            except _StepFailed as exc:
+                links[exc.index].free = {}
+                keys, u0 = _start(links)
+                continue
+            grad = torch.autograd.grad(loss, u, allow_unused=True)[0] if loss.requires_grad else None
+        dead = [keys[k] for k in range(len(keys))
+                if grad is None or not math.isfinite(float(grad[k])) or float(grad[k]) == 0]
+        if not dead:
+            break
+        for i, name in dead:
+            links[i].free = {n: b for n, b in links[i].free.items() if n != name}
+        keys, u0 = _start(links)
+    if not keys:
+        return keep("none of the steps' params can be fitted by autograd")
+
+    with _one_thread():
+        best_u = _fit(loss_of, u0, iters)
+    fitted = [{k: round(float(v), 4) for k, v in d.items()} for d in _values(links, keys, best_u)]
+    result = _accept(links, fitted, judge, loss_before, original, lock, guard)
+    if result is None:
+        return keep("the fit did not beat the input inside the lock and the guard")
+    chain, values, loss_after, image = result
+    out_steps, moved = [], []
+    for link, vals in zip(chain, values, strict=True):
+        moved += [f"{link.step.tool}.{k}" for k, v in vals.items() if v != float(getattr(link.params, k))]
+        out_steps.append({**link.step.model_dump(), "params": {**link.params.model_dump(mode="json"), **vals}})
+    return Refined(out_steps, image, loss_before, loss_after, moved, seconds=time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: the fit's tensors are small, and a pool of threads spinning on shared
+    cores made one pass at 128 px 200x slower (0.7 vs 150 ms on the busy 2-core dev machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(loss_of: Callable[[Tensor], Tensor], u0: Tensor, iters: int) -> Tensor:
+    """Adam on the [0,1]-scaled params, projected back into the box after each step; the best seen."""
+    u = u0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([u], lr=_LR)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, iters), eta_min=_LR / 50)
+    best_u, best_loss = u0.clone(), math.inf
+    with torch.enable_grad():
+        for _ in range(iters):
+            opt.zero_grad()
+            loss = loss_of(u)
+            if float(loss.detach()) < best_loss:
+                best_loss, best_u = float(loss.detach()), u.detach().clone()
+            loss.backward()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                u.clamp_(0, 1)
+    return best_u
+
+
+class _StepFailed(Exception):
+    def __init__(self, index: int) -> None:
+        super().__init__(index)
+        self.index = index
+
+
+Judge = Callable[[list[_Link], list[dict[str, Any]]], tuple[float, Tensor]]
+
+
+def _accept(
+    links: list[_Link],
+    fitted: list[dict[str, float]],
+    judge: Judge,
+    loss_before: float,
+    original: Tensor,
+    lock: float | None,
+    guard: Callable[[Tensor, Tensor], str | None] | None,
+) -> tuple[list[_Link], list[dict[str, float]], float, Tensor] | None:
+    """The fitted values (or a share of the way to them) that beat the input, keep the lock and
+    pass the guard; params a tool's own validation refuses (e.g. levels' black >= white) stay."""
+    from agent.scoring import LOCK_TOLERANCE, structure_similarity
+
+    start = [{k: float(getattr(link.params, k)) for k in vals} for link, vals in zip(links, fitted, strict=True)]
+    for share in (1.0, 0.5, 0.25):
+        values = []
+        for link, a, b in zip(links, start, fitted, strict=True):
+            vals = {k: round(a[k] + share * (b[k] - a[k]), 4) for k in b}
+            try:
+                link.tool.validate({**link.params.model_dump(), **vals})
+            except ToolError:
+                vals = a
+            values.append(vals)
+        chain, values = _drop_unused(links, values, judge)
+        loss, image = judge(chain, values)
+        if not loss < loss_before:
+            continue
+        if lock is not None and structure_similarity(original, image) < lock - LOCK_TOLERANCE:
+            continue
+        if guard is not None and guard(original, image) is not None:
+            continue
+        return chain, values, loss, image
+    return None
+
+
+def _drop_unused(links: list[_Link], values: list[dict[str, float]],
+                 judge: Judge) -> tuple[list[_Link], list[dict[str, float]]]:
+    """Without the added steps that earn under 0.1 % of the loss."""
+    chain, vals = list(links), list(values)
+    loss, _ = judge(chain, vals)
+    for link in [link for link in links if link.added]:
+        i = chain.index(link)
+        trial_chain, trial_vals = chain[:i] + chain[i + 1:], vals[:i] + vals[i + 1:]
+        without, _ = judge(trial_chain, trial_vals)
+        if without <= loss * 1.001:
+            chain, vals, loss = trial_chain, trial_vals, without
+    return chain, vals
