@@ -326,6 +326,7 @@ class Session:
 
     def _resolve(self, text: str, t: str, mask: str | None = None) -> tuple[Request, Any]:
         from agent.goals import Budget, parse_goal
+        from agent.natural import natural_of
         from tools.analysis import measure
 
         budget = Budget(**self.budget)
@@ -369,7 +370,8 @@ class Session:
             return req, self._goal(req, pgoal.intents, measure(self.image(base)), budget)
         mask = named
         req = Request("new", text, head, mask, root=text)
-        goal = parse_goal(text, measure(self.image(head)), lock=self.lock, budget=budget)
+        natural = None if mask else lambda: natural_of(self.image(head))  # noqa: E731
+        goal = parse_goal(text, measure(self.image(head)), lock=self.lock, budget=budget, natural=natural)
         if mask:
             goal = _scope(goal, measure(self.image(head)), self._coverage(mask))
         return req, goal
