@@ -19,10 +19,16 @@ Systems, each applying where its damage is (NotApplicable elsewhere):
 - upscale: bicubic, lanczos, neural (`upscale(factor=4)`);
 - any other name: the agent (offline, ...) with the case's goal.
 
+One oracle, not a method (it reads the damage it should not know), bounds what a better
+exposure estimate could give: `oracle-exposure+neural`, the exact inverse of the night
+cases' stops, then the neural denoiser.
+
 `python -m evals.learned [--limit N] [--systems a,b] [--out DIR]` runs them and prints the
 README's table: PSNR, SSIM, gradient similarity (GMS, Xue et al. 2014: 1 = the reference's
 edges), sharpness (mean gradient magnitude over the reference's: under 1 is softer) and
-seconds per input megapixel.
+seconds per input megapixel. `--noise SHOT,READ,QUALITY` runs the noise cases at another
+camera-noise level (e.g. 0.006,4e-5,90, tools.degrade's default) and `--tune-nlm N` finds the
+NLM strength best on N train photos at that level (pass it as `--nlm-strength`).
 """
 
 from __future__ import annotations
@@ -48,6 +54,8 @@ KINDS = {
     "upscale": ("upscale 4x", ("bicubic", "lanczos", "neural")),
 }
 SYSTEMS = tuple(dict.fromkeys(s for _, names in KINDS.values() for s in names))
+ORACLES = ("oracle-exposure+neural",)  # upper bounds that read the damage: not methods
+NLM_STRENGTHS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)  # what --tune-nlm tries
 
 
 def kind_of(case: Any) -> str:
@@ -71,16 +79,31 @@ def make_cases(photos: list[Path], root: Path) -> list[Any]:
     return cases
 
 
-def run(name: str, case: Any, image: torch.Tensor) -> Output:
-    """One classical or learned restorer of this suite on one case."""
+def with_noise(case: Any, shot: float, read: float, quality: int) -> Any:
+    """The same case with its camera noise at another level (noise cases; others unchanged)."""
+    if kind_of(case) != "noise":
+        return case
+    degrade = [d.model_copy(update={"params": {**d.params, "shot": shot, "read": read, "quality": quality}})
+               if d.op == "camera_noise" else d for d in case.degrade]
+    return case.model_copy(update={"degrade": degrade})
+
+
+def run(name: str, case: Any, image: torch.Tensor, nlm_strength: float = NLM_STRENGTH) -> Output:
+    """One classical or learned restorer of this suite (or an oracle) on one case."""
     from tools.registry import get
 
     kind = kind_of(case)
+    if name in ORACLES:
+        if kind != "night":
+            raise NotApplicable(f"{name} bounds night cases only")
+        stops = sum(float(d.params.get("stops", 0.0)) for d in case.degrade if d.op == "low_light")
+        out = get("exposure")(image, {"stops": stops})
+        return Output(image=get("denoise")(out, {"method": "neural", "strength": 1.0}), steps=2)
     if name not in KINDS[kind][1]:
         raise NotApplicable(f"{name} does not restore {kind} cases")
     denoise, upscale = get("denoise"), get("upscale")
     if kind == "noise":
-        method, s = {"nlm": ("nlm", NLM_STRENGTH), "bilateral": ("bilateral", BILATERAL_STRENGTH),
+        method, s = {"nlm": ("nlm", nlm_strength), "bilateral": ("bilateral", BILATERAL_STRENGTH),
                      "neural": ("neural", 1.0)}[name]
         return Output(image=denoise(image, {"method": method, "strength": s}), steps=1)
     if kind == "upscale":
@@ -121,7 +144,27 @@ def sharpness(output: torch.Tensor, reference: torch.Tensor) -> float:
     return float(_gradients(output).mean() / _gradients(reference).mean().clamp_min(1e-9))
 
 
-def measure_case(case: Any, systems: list[str], **agent: Any) -> list[dict[str, Any]]:
+def tune_nlm(photo_paths: list[Path], shot: float, read: float, quality: int) -> dict[float, float]:
+    """Mean PSNR of NLM at each of NLM_STRENGTHS on these (train) photos at one noise level."""
+    from evals.suites import Case, Degradation, build_case
+    from tools.metrics import psnr
+    from tools.registry import get
+
+    means = {}
+    damaged = []
+    for i, p in enumerate(photo_paths):
+        case = Case(id=f"tune-{i}", kind="restore", source=str(p), size=SIZE, goal="remove the noise", degrade=[
+            Degradation(op="camera_noise", params={"shot": shot, "read": read, "quality": quality, "seed": i})])
+        damaged.append(build_case(case))
+    for s in NLM_STRENGTHS:
+        scores = [psnr(get("denoise")(x, {"method": "nlm", "strength": s}), ref) for x, ref in damaged]
+        means[s] = sum(scores) / len(scores)
+        print(f"nlm strength {s}: {means[s]:.2f} dB over {len(scores)} train photos", flush=True)
+    return means
+
+
+def measure_case(case: Any, systems: list[str], nlm_strength: float = NLM_STRENGTH,
+                 **agent: Any) -> list[dict[str, Any]]:
     """One row per system that applies: psnr, ssim, gms, sharpness, seconds per input MP."""
     from evals.baselines import run_system
     from evals.suites import build_case
@@ -137,7 +180,8 @@ def measure_case(case: Any, systems: list[str], **agent: Any) -> list[dict[str, 
     for name in systems:
         t0 = time.perf_counter()
         try:
-            out = run(name, case, image) if name in SYSTEMS else run_system(name, case, image, reference, **agent)[0]
+            out = (run(name, case, image, nlm_strength) if name in (*SYSTEMS, *ORACLES)
+                   else run_system(name, case, image, reference, **agent)[0])
         except NotApplicable:
             continue
         seconds = time.perf_counter() - t0
@@ -212,8 +256,24 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--systems", default=",".join([*SYSTEMS, "offline"]))
     ap.add_argument("--out", type=Path, help="also write the rows to OUT/rows.jsonl")
     ap.add_argument("--pictures", type=Path, metavar="DIR", help="write the README's pictures to DIR")
+    ap.add_argument("--noise", metavar="SHOT,READ,QUALITY", help="camera-noise level for the noise cases "
+                    f"(default the suite's: {NOISE['shot']},{NOISE['read']},{NOISE['quality']})")
+    ap.add_argument("--nlm-strength", type=float, default=NLM_STRENGTH, help="the nlm system's strength")
+    ap.add_argument("--tune-nlm", type=int, metavar="N", help="print NLM's PSNR per strength on N train photos")
     args = ap.parse_args(argv)
     root = Path(__file__).resolve().parent.parent
+    level = (NOISE["shot"], NOISE["read"], NOISE["quality"])
+    if args.noise:
+        try:
+            shot, read, quality = args.noise.split(",")
+            level = (float(shot), float(read), int(quality))
+        except ValueError:
+            ap.error(f"--noise {args.noise!r}: give SHOT,READ,QUALITY, e.g. 0.006,4e-5,90")
+    if args.tune_nlm:
+        train = photos("train")
+        means = tune_nlm(train[:: max(1, len(train) // args.tune_nlm)][: args.tune_nlm], *level)
+        print(f"best nlm strength: {max(means, key=lambda s: means[s])}")
+        return
     if args.pictures:
         print("\n".join(str(p) for p in pictures(args.pictures)))
         return
@@ -223,10 +283,10 @@ def main(argv: list[str] | None = None) -> None:
                       generator=Generator(kind="restore", count=len(cases), size=SIZE, sources=[]), cases=cases)
         print(f"wrote {write_suite(suite, SUITE_DIR / 'restore-learned.json')}")
         return
-    cases = [c for c in read_suite("restore-learned").cases if kind_of(c) in args.kinds.split(",")]
+    cases = [with_noise(c, *level) for c in read_suite("restore-learned").cases if kind_of(c) in args.kinds.split(",")]
     rows: list[dict[str, Any]] = []
     for case in cases[: args.limit]:
-        new = measure_case(case, args.systems.split(","))
+        new = measure_case(case, args.systems.split(","), args.nlm_strength)
         rows += new
         print(" ".join(f"{r['system']}={r['psnr']:.2f}" for r in new if r["psnr"] is not None), case.id, flush=True)
         if args.out:

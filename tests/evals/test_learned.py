@@ -72,3 +72,33 @@ def test_the_bundled_suite_reads() -> None:
     suite = read_suite("restore-learned")
     kinds = [learned.kind_of(c) for c in suite.cases]
     assert len(suite.cases) == 24 and kinds.count("noise") == kinds.count("night") == kinds.count("upscale") == 8
+
+
+def test_a_noise_level_override_changes_the_noise_cases_only(cases: dict[str, object]) -> None:
+    from tools.metrics import psnr
+
+    mild = learned.with_noise(cases["noise"], 0.002, 1e-5, 100)
+    assert learned.with_noise(cases["night"], 0.002, 1e-5, 100) == cases["night"]
+    heavy_in, clean = build_case(cases["noise"])
+    mild_in, _ = build_case(mild)
+    assert psnr(mild_in, clean) > psnr(heavy_in, clean) + 3
+
+
+def test_the_exposure_oracle_bounds_night_cases_only(cases: dict[str, object], tmp_path: Path) -> None:
+    from tools.metrics import psnr
+
+    dark, clean = build_case(cases["night"])
+    out = learned.run("oracle-exposure+neural", cases["night"], dark).image
+    assert psnr(out, clean) > psnr(dark, clean) + 10, "the exact inverse exposure brings the photo back"
+    with pytest.raises(NotApplicable):
+        learned.run("oracle-exposure+neural", cases["noise"], build_case(cases["noise"])[0])
+    rows = learned.measure_case(cases["night"], ["exposure", "oracle-exposure+neural"])
+    assert [r["system"] for r in rows] == ["input", "exposure", "oracle-exposure+neural"]
+
+
+def test_nlm_tuning_scores_every_strength(tmp_path: Path) -> None:
+    src = tmp_path / "t.png"
+    save_image(photo(48), src)
+    means = learned.tune_nlm([src], 0.02, 2e-4, 95)
+    assert set(means) == set(learned.NLM_STRENGTHS)
+    assert max(means.values()) > min(means.values())
