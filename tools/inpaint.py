@@ -4,7 +4,9 @@ Methods: OpenCV's Telea (fast marching) and Navier-Stokes diffusion, which are
 exact for thin holes but blur wide ones, and `exemplar`, our own coarse-to-fine
 PatchMatch fill (Wexler et al. 2007 / Barnes et al. 2009, vectorised over all
 hole pixels at once with torch gathers), which copies texture from around the
-hole. `auto` takes diffusion (Navier-Stokes) for thin or smooth holes and exemplar otherwise.
+hole. `auto` measures instead of guessing: around each group of hole components it
+hides a ring of known pixels, fills hole + ring with every method, and keeps the one
+that restores the ring best (its true pixels are known), on a crop around that group.
 
 Every method works on a crop around the mask (bounding box plus a margin), so
 the cost follows the hole, not the photo. Pixels where the mask is 0 come out
@@ -27,8 +29,8 @@ from tools.masks import feather, fit_mask, grow, subject
 from tools.registry import Params, ToolError, blend, check_image, register
 
 Method = Literal["auto", "telea", "ns", "exemplar"]
-THIN_RADIUS = 4.0  # px: holes no thicker than this (spots, scratches) are filled by diffusion
-SMOOTH_TEXTURE = 0.012  # mean gradient magnitude around the hole below which diffusion is enough
+CANDIDATES = ("telea", "ns", "exemplar")  # what `auto` chooses from, cheapest first (ties go to it)
+RING_SHARE, RING_MIN = 0.5, 2  # the self-test's hidden ring: half the hole's radius wide, at least 2 px
 SEARCH_CAP = 60_000  # active patch centres above which a pyramid level only votes (no search): speed at 12 MP
 
 
@@ -48,24 +50,51 @@ def hole_radius(hole: np.ndarray) -> float:
     return float(dist.max())
 
 
-def _texture(rgb: np.ndarray, hole: np.ndarray) -> float:
-    """Mean gradient magnitude of the luma in a ring around the hole (0 flat, ~0.05 busy)."""
-    y = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-    g = np.hypot(cv2.Sobel(y, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(y, cv2.CV_32F, 0, 1, ksize=3)) / 8
-    ring = cv2.dilate(hole.astype(np.uint8), np.ones((15, 15), np.uint8)).astype(bool) & ~cv2.dilate(
-        hole.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    return float(g[ring].mean()) if ring.any() else 0.0
+def ring_width(hole: np.ndarray) -> int:
+    """Width (px) of the ring of known pixels hidden by the self-test: half the hole's radius, at least 2."""
+    return max(RING_MIN, round(RING_SHARE * hole_radius(hole)))
 
 
-def choose_method(rgb: np.ndarray, hole: np.ndarray) -> str:
-    """`auto`: diffusion for thin holes or smooth surroundings, exemplar for wide textured ones.
+def _fill_crop(rgb: np.ndarray, hole: np.ndarray, how: str, radius: float, patch: int, seed: int) -> np.ndarray:
+    if how == "exemplar":
+        return exemplar(rgb, hole, patch=patch, seed=seed)
+    return _diffuse(rgb, hole, how, radius)
 
-    Navier-Stokes, not Telea: benchmarks/inpaint.py measured it 1-1.7 dB better on spots
-    and scratches, on photos and on textures alike.
+
+def ring_errors(rgb: np.ndarray, hole: np.ndarray, part: np.ndarray, radius: float = 3.0, patch: int = 7,
+                seed: int = 0) -> dict[str, float]:
+    """The self-test: mean squared error of each method on a ring of known pixels hidden around `part`.
+
+    `hole` (H,W bool) is every unknown pixel of the HWC crop `rgb`, `part` the piece of it
+    being chosen for. The ring, `ring_width(part)` px of known pixels around `part`, is
+    hidden too; each method fills hole + ring, and the ring's true pixels score it. A
+    method that cannot run there (exemplar with no clean patch left) scores inf.
     """
-    if hole_radius(hole) <= THIN_RADIUS or _texture(rgb, hole) < SMOOTH_TEXTURE:
-        return "ns"
-    return "exemplar"
+    w = ring_width(part)
+    ring = cv2.dilate(part.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * w + 1,) * 2)) > 0
+    ring &= ~hole
+    if not ring.any():
+        return dict.fromkeys(CANDIDATES, 0.0)
+    test = hole | ring
+    errors = {}
+    for how in CANDIDATES:
+        try:
+            done = _fill_crop(rgb, test, how, radius, patch, seed)
+        except ToolError:
+            errors[how] = math.inf
+            continue
+        errors[how] = float(((done[ring] - rgb[ring]) ** 2).mean())
+    return errors
+
+
+def choose_method(rgb: np.ndarray, hole: np.ndarray, part: np.ndarray | None = None, radius: float = 3.0,
+                  patch: int = 7, seed: int = 0) -> str:
+    """`auto`: the method that best restores a ring of known pixels hidden around the hole (ring_errors).
+
+    Ties go to the earlier of CANDIDATES (the cheaper). `part` defaults to the whole hole.
+    """
+    errors = ring_errors(rgb, hole, hole if part is None else part, radius, patch, seed)
+    return min(CANDIDATES, key=lambda how: errors[how])
 
 
 def _diffuse(rgb: np.ndarray, hole: np.ndarray, method: str, radius: float) -> np.ndarray:
@@ -74,6 +103,34 @@ def _diffuse(rgb: np.ndarray, hole: np.ndarray, method: str, radius: float) -> n
     out = cv2.inpaint(u8, hole.astype(np.uint8), radius, flag).astype(np.float32) / 255
     # 8-bit is only what fills the hole; known pixels keep their full precision
     return np.where(hole[..., None], out, rgb)
+
+
+def _margin(hole: np.ndarray, radius: float, patch: int) -> int:
+    return max(3 * patch, int(radius) + 2, int(1.5 * hole_radius(hole)))
+
+
+def _fill_auto(rgb: np.ndarray, hole: np.ndarray, radius: float, patch: int, seed: int) -> np.ndarray:
+    """Each group of nearby hole components filled by the method its own self-test chose, on a crop around it.
+
+    Components closer than two ring widths are one group (their rings would overlap).
+    Groups are filled one after the other; a filled group is known to the next ones.
+    """
+    out = rgb.copy()
+    left = hole.copy()
+    w = ring_width(hole)
+    near = cv2.dilate(hole.astype(np.uint8), np.ones((2 * w + 1, 2 * w + 1), np.uint8))
+    n, labels = cv2.connectedComponents(near, connectivity=8)
+    for g in range(1, n):
+        part_full = hole & (labels == g)
+        if not part_full.any():
+            continue
+        y0, y1, x0, x1 = _bbox(part_full, _margin(part_full, radius, patch) + ring_width(part_full))
+        crop, unknown, part = out[y0:y1, x0:x1], left[y0:y1, x0:x1], part_full[y0:y1, x0:x1]
+        how = choose_method(crop, unknown, part, radius, patch, seed)
+        done = _fill_crop(crop, unknown, how, radius, patch, seed)
+        out[y0:y1, x0:x1] = np.where(part[..., None], done, crop)
+        left[y0:y1, x0:x1] &= ~part
+    return out
 
 
 def fill(image: torch.Tensor, mask: torch.Tensor, method: Method = "auto", radius: float = 3.0,
@@ -86,16 +143,14 @@ def fill(image: torch.Tensor, mask: torch.Tensor, method: Method = "auto", radiu
         hole_full = (m[b if m.shape[0] > 1 else 0, 0] > 0).cpu().numpy()
         if not hole_full.any():
             continue
-        rad = hole_radius(hole_full)
-        margin = max(3 * patch, int(radius) + 2, int(1.5 * rad))
-        y0, y1, x0, x1 = _bbox(hole_full, margin)
+        extra = ring_width(hole_full) if method == "auto" else 0  # the self-test's ring needs its margin too
+        y0, y1, x0, x1 = _bbox(hole_full, _margin(hole_full, radius, patch) + extra)
         hole = hole_full[y0:y1, x0:x1]
         rgb = np.ascontiguousarray(image[b, :, y0:y1, x0:x1].detach().float().permute(1, 2, 0).cpu().numpy())
-        how = choose_method(rgb, hole) if method == "auto" else method
-        if how == "exemplar":
-            done = exemplar(rgb, hole, patch=patch, seed=seed)
+        if method == "auto":
+            done = _fill_auto(rgb, hole, radius, patch, seed)
         else:
-            done = _diffuse(rgb, hole, how, radius)
+            done = _fill_crop(rgb, hole, method, radius, patch, seed)
         filled = torch.from_numpy(done).permute(2, 0, 1).to(image.device, image.dtype)
         region = out[b, :, y0:y1, x0:x1]
         keep = torch.from_numpy(hole).to(image.device)
@@ -431,7 +486,8 @@ def remove_object(image: torch.Tensor, x: float, y: float, w: float, h: float, g
 class Inpaint(Params):
     """Fill (remove) what is inside a mask from its surroundings: blemishes, wires, objects."""
 
-    method: Method = Field("auto", description="auto | telea | ns (diffusion: thin or smooth holes) | "
+    method: Method = Field("auto", description="auto (tries each on known pixels around the hole) | telea | ns "
+                           "(diffusion: thin or smooth holes) | "
                            "exemplar (copies texture: wide holes in grass, walls, foliage)")
     radius: float = Field(3.0, ge=1, le=20, description="diffusion neighbourhood, px (telea/ns)")
 
@@ -459,7 +515,7 @@ def remove_defects(image: torch.Tensor, p: RemoveDefects) -> torch.Tensor:
     m = find_defects(image, p.max_size, p.sensitivity, p.kind)
     if float(m.max()) == 0:
         return image.clone()
-    return fill(image, m, "auto", 3.0)  # Navier-Stokes for thin marks, exemplar for a wide textured one
+    return fill(image, m, "auto", 3.0)  # each mark by the method its self-test chose
 
 
 class RemoveObject(Params):
@@ -470,7 +526,7 @@ class RemoveObject(Params):
     w: float = Field(0.2, ge=0.005, le=1, description="box width, fraction of the width")
     h: float = Field(0.2, ge=0.005, le=1, description="box height, fraction of the height")
     grow: float = Field(0.6, ge=0, le=5, description="grow the cut-out by this % of the long side (covers halos)")
-    method: Method = Field("auto", description="fill method; auto picks by hole size and texture")
+    method: Method = Field("auto", description="fill method; auto tries each on known pixels around the hole")
 
 
 @register(RemoveObject, family="retouch", name="remove_object", differentiable=False, cost=40.0)

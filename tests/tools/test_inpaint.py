@@ -7,7 +7,14 @@ import torch
 
 from tests.helpers import sample
 from tools import masks as M
-from tools.inpaint import choose_method, find_defects, inpaint, remove_object
+from tools.inpaint import (
+    CANDIDATES,
+    choose_method,
+    find_defects,
+    inpaint,
+    remove_object,
+    ring_errors,
+)
 from tools.registry import ToolError, get
 
 
@@ -55,15 +62,52 @@ def test_soft_mask_blends_and_zero_weight_pixels_stay_identical() -> None:
     assert torch.allclose(out[..., edge], want[..., edge], atol=1e-6)
 
 
+def smooth(h: int = 96, w: int = 96) -> torch.Tensor:
+    """A photo-like smooth image: gentle gradients and a little grain."""
+    g = torch.Generator().manual_seed(1)
+    yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+    base = torch.stack([0.3 + 0.4 * xx, 0.4 + 0.2 * yy, 0.6 - 0.3 * xx * yy])[None]
+    return (base + 0.005 * torch.randn(1, 3, h, w, generator=g)).clamp(0, 1)
+
+
 def test_exemplar_keeps_texture_where_diffusion_blurs() -> None:
     img = stripes()
     m = hole(96, 96, 36, 60, 36, 60)
     ex = psnr_in(inpaint(img, m, "exemplar"), img, m)
     te = psnr_in(inpaint(img, m, "telea"), img, m)
     assert ex > te + 5, (ex, te)
-    assert choose_method(img[0].permute(1, 2, 0).numpy(), (m[0, 0] > 0).numpy()) == "exemplar"
-    thin = hole(96, 96, 40, 42, 10, 80)
-    assert choose_method(img[0].permute(1, 2, 0).numpy(), (thin[0, 0] > 0).numpy()) == "ns"
+
+
+@pytest.mark.parametrize(("make", "box"), [(stripes, (36, 60, 36, 60)), (smooth, (40, 43, 10, 80))])
+def test_auto_chooses_by_the_ring_self_test_and_matches_the_best_method_in_the_hole(make, box) -> None:
+    img = make()
+    m = hole(96, 96, *box)
+    rgb, h = img[0].permute(1, 2, 0).numpy(), (m[0, 0] > 0).numpy()
+    errors = ring_errors(rgb, h, h)
+    assert set(errors) == set(CANDIDATES)
+    how = choose_method(rgb, h)
+    assert errors[how] == min(errors.values())
+    damaged = torch.where(m > 0, torch.ones_like(img), img)
+    inside = {meth: psnr_in(inpaint(damaged, m, meth), img, m) for meth in CANDIDATES}
+    auto = psnr_in(inpaint(damaged, m, "auto"), img, m)
+    assert auto == pytest.approx(inside[how], abs=1e-6), "auto is the chosen method's fill"
+    assert auto >= max(inside.values()) - 1.0, (how, inside)
+    assert auto >= inside["telea"], (how, inside)
+
+
+def test_auto_chooses_per_hole_component() -> None:
+    # textured left half, smooth right half: one square in each gets its own method
+    img = torch.cat([stripes(96, 48), smooth(96, 48)], -1)
+    m = hole(96, 96, 36, 60, 8, 32) + hole(96, 96, 40, 43, 60, 90)
+    rgb, h = img[0].permute(1, 2, 0).numpy(), (m[0, 0] > 0).numpy()
+    left, right = h.copy(), h.copy()
+    left[:, 48:], right[:, :48] = False, False
+    assert choose_method(rgb, h, left) == "exemplar"
+    damaged = torch.where(m > 0, torch.ones_like(img), img)
+    out = inpaint(damaged, m, "auto")
+    assert torch.equal(out[..., m[0, 0] == 0], damaged[..., m[0, 0] == 0])
+    assert psnr_in(out, img, hole(96, 96, 36, 60, 8, 32)) > psnr_in(inpaint(damaged, m, "telea"), img,
+                                                                  hole(96, 96, 36, 60, 8, 32)) + 5
 
 
 def test_exemplar_is_deterministic_and_batched() -> None:
