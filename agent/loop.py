@@ -3,14 +3,18 @@
 Any LangChain chat model with tool calling plans; the offline planner is one of
 them. Tool calls act on the session's current version; each result is scored
 (structure lock against the original, goal targets, optional critique). A step
-that breaks the lock or lowers the combined score is rolled back and the model
-is told why. Nothing a model sends or an op does ends the run: bad arguments,
+that breaks the lock, harms the photo beyond what the goal asked (the naturalness
+guard, `agent.scoring.naturalness_vetoes`: new clipping, noise, lost detail, halos,
+neutrals turned coloured) or lowers the combined score is rolled back and the model
+is told why, as fields (`Attempt.kind`, `Attempt.vetoes`) and in words. Nothing a model sends or an op does ends the run: bad arguments,
 unreadable calls, an op that raises, runs out of memory (retried a few times),
 hangs past `op_timeout` or returns NaN all come back as observations, typed by
 `agent.protocol.StepError`; calls that never ran count against their own budget
 (`max_invalid_calls`), not the step budget. The run ends when the targets are met
 (and the critic, if any, agrees), the planner stops, the model keeps failing, or a
-budget is spent. The result is the best version, not the last.
+budget is spent. The result is the best version, not the last; `LoopResult.goal_met`
+is False (and `unmet` says why) whenever a target of it is unmet or the critic is not
+satisfied with it.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ structural similarity to the original and the new version id. Pixels never appea
 Rules: reach the goal's targets with few, moderate edits; keep the photo's structure (a step that \
 drops structural similarity below the lock, or makes the overall score worse, is rolled back and \
 you are told why — then try a gentler or different edit). Use masks only by the names listed. \
+A step that harms the photo beyond what the goal asked (new clipped highlights or shadows, more noise, \
+smeared detail, halos, grey turned coloured) is rolled back by the naturalness guard with the measured \
+figure: do not repeat it; try a gentler or different edit. \
 When every target is met, or nothing more would help, answer without tool calls in one sentence."""
 
 MAX_FAILED_TURNS = 3
@@ -78,6 +85,8 @@ class TraceEntry:
     critique: dict[str, Any] | None = None  # a critic's review (tool "critic:<name>")
     error: str | None = None  # StepError.kind when outcome is "error": bad_arguments, model_output, ...
     cause: str | None = None  # StepError.cause: timeout, out_of_memory, not_finite, not_an_object, ...
+    kind: str | None = None  # Attempt.kind of a kept or rolled-back step: kept, lock, naturalness, score
+    vetoes: list[dict[str, Any]] | None = None  # the naturalness guard's findings (Veto fields) when it vetoed
 
 
 @dataclass
@@ -95,6 +104,8 @@ class LoopResult:
     usage: dict[str, Any] = field(default_factory=dict)  # agent.accounting.Accountant.to_dict()
     invalid_calls: int = 0  # tool calls that never ran (bad arguments, unreadable)
     budget_spent: str | None = None  # BudgetSpent.cause when a budget ended the run
+    goal_met: bool = True  # every target of the best version met and the critic (if any) satisfied with it
+    unmet: list[str] = field(default_factory=list)  # why not: unmet target labels, the critic's issues
 
 
 class _State(TypedDict):
@@ -145,7 +156,7 @@ def run_loop(
     `op_retries`: retries, after a jittered pause, of an op that ran out of memory.
     """
     from agent.accounting import Accountant, model_key
-    from agent.scoring import score_version
+    from agent.scoring import naturalness_vetoes, score_version
     from tools.analysis import describe_delta, measure
 
     budget = budget or getattr(goal, "budget", None) or Budget()
@@ -172,7 +183,8 @@ def run_loop(
         # region targets ("dL@face", "defects_left"): extra fields on the stats, so every scorer sees them
         v.stats = with_local_metrics(v.stats, session.original, v.image, [t.metric for t in getattr(goal, "targets", [])],
                                      lambda n: session.mask(n, v.image) if n in session.masks_full else None)
-        v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference)
+        v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference,
+                                original_stats=session.measure("v0", region))
         return v.score
 
     def review(v: Version) -> Any:
@@ -199,7 +211,7 @@ def run_loop(
             return None
         v.critique = crit
         v.score = score_version(session.original, v.image, goal, stats=v.stats, reference=reference,
-                                critique=float(crit.score))
+                                critique=float(crit.score), natural=v.score.naturalness)
         reliable = getattr(crit, "reliable", True)
         issues = ", ".join(getattr(crit, "issues", []) or []) or "no issues"
         why = "; ".join(getattr(crit, "contradictions", []) or [])
@@ -390,31 +402,39 @@ def run_loop(
             return fail(BadArguments(str(exc), tool=name, fields=exc.fields), name, args, mask, t1)
         except StepError as err:
             return fail(err, name, args, mask, t1)
-        if critic is not None and critic_phase and s.lock_ok and head.critique is not None:
+        vetoes = naturalness_vetoes(s.naturalness, goal, session.measure("v0", region),
+                                    parent=head.score.naturalness) if s.lock_ok and s.naturalness else []
+        if critic is not None and critic_phase and s.lock_ok and not vetoes and head.critique is not None:
             # the head's score includes a critique: judge the candidate the same way before comparing
             review(cand)
             s = cand.score
         old = head.score
         before, after = _key_metrics(head), _key_metrics(cand)
         if not s.lock_ok:
-            outcome = "rolled_back"
+            outcome, kind = "rolled_back", "lock"
             reason = (f"structure similarity to the original fell to {s.structure:.3f}, below the lock "
                       f"{goal.lock:.2f}: the edit damages the photo; try a gentler edit")
+        elif vetoes:
+            # "like the structure lock": planners that read only words treat it as a lock rollback
+            outcome, kind = "rolled_back", "naturalness"
+            reason = (f"naturalness guard: {'; '.join(map(str, vetoes))}: the edit harms the photo beyond what "
+                      "the goal asked, like the structure lock; do not repeat it, try a gentler or different edit")
         elif s.combined < old.combined - SCORE_TOLERANCE:
-            outcome = "rolled_back"
+            outcome, kind = "rolled_back", "score"
             reason = (f"the overall score fell from {old.combined:.3f} to {s.combined:.3f} "
                       f"({describe_delta(head.stats, cand.stats)}); try a different edit")
         else:
-            outcome = "kept"
+            outcome, kind = "kept", "kept"
             if hasattr(session, "adopt_call"):
                 session.adopt_call(cand, call.get("id"))
             else:
                 session.adopt(cand)
             reason = describe_delta(head.stats, cand.stats)
         _record(TraceEntry(counters["turns"], name, cand.recipe.steps[-1].params, mask, outcome, reason,
-                           cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1))
-        history.append(Attempt(tool=name, params=cand.recipe.steps[-1].params, mask=mask,
-                               kept=outcome == "kept", reason=reason, before=before, after=after))
+                           cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1, kind=kind,
+                           vetoes=[v.model_dump() for v in vetoes] or None))
+        history.append(Attempt(tool=name, params=cand.recipe.steps[-1].params, mask=mask, kept=outcome == "kept",
+                               kind=kind, reason=reason, vetoes=vetoes, before=before, after=after))
         if outcome == "kept":
             return (f"kept as {cand.id}: {reason}; structure {s.structure:.3f}; "
                     f"targets met {s.targets_met}/{s.targets_total}"), True
@@ -465,7 +485,7 @@ def run_loop(
                 broken[name] = err.cause
         _record(TraceEntry(counters["turns"], name, args, mask, "error", str(err), None,
                            seconds=time.perf_counter() - t1, error=err.kind, cause=err.cause or None))
-        history.append(Attempt(tool=name, params=args, mask=mask, kept=False, reason=str(err)))
+        history.append(Attempt(tool=name, params=args, mask=mask, kept=False, kind="error", reason=str(err)))
         return f"error: {err}", False
 
     def decide() -> str | None:
@@ -483,6 +503,16 @@ def run_loop(
             last = next((e.reason for e in reversed(trace) if e.outcome != "kept"), "")
             return f"the model failed {MAX_FAILED_TURNS} turns in a row (last: {last[:160]})"
         return over_budget()
+
+    def verdict(best: Version) -> list[str]:
+        """Why the best version does not meet the goal: its unmet targets, the critic's objections."""
+        unmet = [t.label for t in best.score.targets if not t.met]
+        if critic is None or unmet or not best.score.targets_total:
+            return unmet
+        crit = best.critique if best.critique is not None else review(best)
+        if crit is None or crit.goal_met:  # a failed critic is in the trace; the measurements decide
+            return unmet
+        return [f"the critic is not satisfied ({', '.join(getattr(crit, 'issues', []) or []) or 'no issue named'})"]
 
     def _record(entry: TraceEntry) -> None:
         trace.append(entry)
@@ -516,11 +546,12 @@ def run_loop(
         if stop is None:
             final = app.invoke(init, config=config)
     best = max(session.versions.values(), key=lambda v: (v.score.combined if v.score else float("-inf")))
+    unmet = verdict(best)
     return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
                       model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],
                       seconds=time.perf_counter() - t0, messages=list(final["messages"]),
                       cost_usd=acct.cost_usd, usage=acct.to_dict(), invalid_calls=counters["invalid"],
-                      budget_spent=spent_budget[0] if spent_budget else None)
+                      budget_spent=spent_budget[0] if spent_budget else None, goal_met=not unmet, unmet=unmet)
 
 
 def after_plan(state: _State) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +32,27 @@ class TargetState(BaseModel):
     met: bool = False
 
 
+Check = Literal["blown_highlights", "clipped_highlights", "clipped_shadows", "noise", "chroma_noise", "detail", "halos", "tint"]
+
+
+class Veto(BaseModel):
+    """Damage a step did that measurements see, beyond what the goal asked (agent.scoring's naturalness
+    guard): the step is rolled back and the planner reads which check, the figure and the limit."""
+
+    check: Check = Field(description="what was damaged")
+    value: float = Field(description="the measured figure (detail: the share left)")
+    limit: float = Field(description="the most the guard allows for this goal (detail: the least share kept)")
+    text: str = Field(description="the figure in words: 'new clipped highlights 12.3 % of the pixels > 2 %'")
+
+    def __str__(self) -> str:
+        return self.text
+
+
+# Why an attempt was kept or not: kept, or rolled back by the structure lock, the naturalness guard or a
+# lower overall score, or an error (no version was made).
+AttemptKind = Literal["kept", "lock", "naturalness", "score", "error"]
+
+
 class Attempt(BaseModel):
     """One tool call the loop executed, and its fate."""
 
@@ -39,7 +60,10 @@ class Attempt(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     mask: str | None = None
     kept: bool
+    kind: AttemptKind | None = Field(None, description="why it was kept or rolled back (None: not said)")
     reason: str = ""
+    vetoes: list[Veto] = Field(default_factory=list, description="the naturalness guard's findings "
+                               "when kind is 'naturalness'")
     before: dict[str, float] = Field(default_factory=dict, description="metrics before the call")
     after: dict[str, float] = Field(default_factory=dict, description="metrics after the call")
 

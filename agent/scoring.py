@@ -55,7 +55,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, Field
 
-from agent.protocol import TargetState
+from agent.protocol import Check, TargetState, Veto
 from tools import colorspace
 from tools.registry import ToolError, check_image
 
@@ -107,6 +107,9 @@ class Score(BaseModel):
     critique: float | None = Field(None, description="a critic's 0-10 score, when one was given")
     lock_ok: bool = True
     combined: float = 0.0
+    naturalness: Naturalness | None = Field(
+        None, description="what the version did against the original that the naturalness guard reads "
+        "(new clipping, noise, detail, halos, tint); None when not measured")
 
 
 # ------------------------------------------------------------------ structure
@@ -290,13 +293,16 @@ def score_version(
     stats: Any = None,
     reference: torch.Tensor | None = None,
     critique: float | None = None,
+    original_stats: Any = None,
+    natural: Naturalness | None = None,
 ) -> Score:
     """Score one (1,3,H,W) candidate against the original and the goal (formula: `Score`).
 
     `stats`: the candidate's `tools.analysis.Stats` if already measured (else measured
     here). `reference`: a (1,3,H,W) target image of any size, compared after both are
     area-resampled to the candidate's lock grid (at most 512 px long side).
-    `critique`: a critic's 0-10 score.
+    `critique`: a critic's 0-10 score. `original_stats` (the original's Stats): also measure
+    what the naturalness guard reads (`naturalness`), unless `natural` gives it already.
     """
     if candidate.ndim != 4 or candidate.shape[0] != 1:
         raise ToolError(f"score_version scores one candidate of shape (1,3,H,W), got {tuple(candidate.shape)}; "
@@ -327,6 +333,282 @@ def score_version(
         combined += W_CRITIQUE * critique / 10
     if not lock_ok:
         combined -= LOCK_PENALTY
+    if natural is None and original_stats is not None:
+        natural = naturalness(original, candidate, original_stats=original_stats, stats=stats)
     return Score(structure=structure, ssim=plain, targets=states, targets_met=sum(s.met for s in states),
                  targets_total=len(states), target_distance=distance, reference=ref, critique=critique,
-                 lock_ok=lock_ok, combined=combined)
+                 lock_ok=lock_ok, combined=combined, naturalness=natural)
+
+
+# ------------------------------------------------------------------ naturalness (do no harm)
+
+# Tolerances of the naturalness guard, chosen on TRAIN corpus photos with plausible edits
+# (see `naturalness_vetoes`; the false-veto rates are in the README).
+CLIP_NEW = 2.0  # % of pixels newly blown white (luma >= 250/255) or crushed black a step may add ...
+CLIP_NEW_ASKED = 4.0  # ... when the goal asked for that end to move (brighter: highlights; more contrast: both)
+COLOUR_CLIP_NEW = 15.0  # % of pixels newly clipped in some channel (Stats.clipped_highlights_pct) ...
+COLOUR_CLIP_NEW_ASKED = 20.0  # ... a saturated colour reaching 253 in one channel keeps its detail in the others
+BLOWN = 250 / 255  # luma at or above which a pixel reads as blown white
+NOISE_RATIO = 1.8  # luma noise sigma may grow by this factor (brightening scales noise with the signal) ...
+NOISE_FLOOR = 0.004  # ... or by this much, whichever is larger
+CHROMA_RATIO = 1.8  # chroma noise (a*, b* units) may grow by this factor ...
+CHROMA_FLOOR = 0.6  # ... or by this much, whichever is larger
+DETAIL_MIN = 0.45  # share of the original's detail above its noise a step must keep (1 - share of noise removed)
+HALO_MAX = 0.03  # mean overshoot beyond the original's local envelope near edges, over the edge contrast
+TINT_TOL = 3.5  # a*, b* units the original's near-neutral pixels may move beyond what the goal asked
+HALO_RADIUS = 3  # px on the lock grid: the envelope window and the edge band are 2r + 1 wide
+EDGE_SHARE = 0.10  # share of strongest-gradient pixels that are "edges" for the halo measure
+NEUTRAL_MIN = 0.01  # fewer near-neutral pixels than this share: no tint check (nothing neutral to turn)
+# intents whose goal moves an end of the histogram: they may clip a little more at that end
+_ASKS_HIGHLIGHTS = {"brighten", "fix_exposure", "more_contrast", "low_light", "set_levels", "enhance", "dehaze"}
+_ASKS_SHADOWS = {"darken", "fix_exposure", "more_contrast", "set_levels", "enhance", "dehaze"}
+_ASKS_NOISE = {"brighten", "low_light", "sharpen", "deblur", "more_contrast", "dehaze", "fix_exposure", "enhance"}
+_ASKS_CHROMA = {"more_saturation", "brighten", "low_light", "dehaze", "fix_exposure", "enhance", "fix_color",
+                "neutralize_cast", "warmer", "cooler", "match_reference"}
+_ASKS_SATURATION = {"more_saturation": 1.0, "less_saturation": -1.0, "black_and_white": -1.0}
+# intents that change content (retouch, generative, resampling): per-pixel halo, detail and tint checks
+# would read the change asked for as damage; the structure lock judges those
+_CHANGES_CONTENT = {"remove_defects", "remove_object", "smile", "add_glasses", "remove_glasses", "face_lighting",
+                    "upscale", "soften"}
+VETO_MARGIN = 0.1  # a step is vetoed only when it worsens a figure beyond the limit by this share of the
+#                    limit over its parent: damage already there (a look asked for) is not the step's
+_CAST_AXES = {"cast_a": 0, "illuminant_a": 0, "cast_b": 1, "illuminant_b": 1}
+
+class Naturalness(BaseModel):
+    """The figures the guard reads for one version against the original (all 0 for the original)."""
+
+    blown_highlights: float = Field(0.0, description="percentage points of pixels newly blown white (luma)")
+    clipped_highlights: float = Field(0.0, description="percentage points of pixels newly clipped in a channel")
+    clipped_shadows: float = Field(0.0, description="percentage points of pixels newly clipped black")
+    noise: float = Field(1.0, description="luma noise sigma over the original's")
+    noise_added: float = Field(0.0, description="luma noise sigma added, [0,1] units")
+    chroma_noise: float = Field(1.0, description="chroma noise over the original's")
+    chroma_before: float = Field(0.0, description="the original's chroma noise, a*/b* units")
+    detail: float = Field(1.0, description="share of the original's detail above its noise left (1 when "
+                          "the step removed no noise: a blur is the structure lock's business)")
+    halos: float = Field(0.0, description="mean overshoot beyond the original's local envelope near edges, "
+                         "over the edge contrast")
+    tint_a: float = Field(0.0, description="mean a* shift of the original's near-neutral pixels")
+    tint_b: float = Field(0.0, description="mean b* shift of the original's near-neutral pixels")
+
+
+def _percentiles(x: torch.Tensor, qs: tuple[float, ...]) -> list[float]:
+    from tools.analysis import _percentiles as percentiles  # one definition of a percentile
+
+    return percentiles(x.float(), qs)
+
+
+def _max_filter(padded: torch.Tensor, k: int) -> torch.Tensor:
+    """k x k running maximum of a (1,1,h+k-1,w+k-1) plane, separably (rows, then columns)."""
+    import torch.nn.functional as F
+
+    return F.max_pool2d(F.max_pool2d(padded, (1, k), 1), (k, 1), 1)
+
+
+def _envelope_overshoot(x: torch.Tensor, y: torch.Tensor) -> float:
+    """Halos: how far y leaves the local [min, max] of the original near its strong edges.
+
+    x, y: (1,1,h,w) lumas on one grid. The global tone change is taken out first: x is
+    mapped onto y's histogram (quantile matching), so a brighter or contrastier y whose
+    pixels keep their order reads 0. Local tone edits (shadows, dehaze) stay inside the
+    envelope of an edge's two sides; unsharp masking and clarity overshoot it (the
+    bright rim and dark moat of a halo). Mean overshoot over the edge band, divided by
+    the mean envelope height there.
+    """
+    import torch.nn.functional as F
+
+    flat_x, flat_y = x.flatten(), y.flatten()
+    mapped = torch.empty_like(flat_x)
+    mapped[flat_x.argsort()] = flat_y.sort().values
+    xm = mapped.view_as(x)
+    k = 2 * HALO_RADIUS + 1
+    pad = (HALO_RADIUS,) * 4
+    hi = _max_filter(F.pad(xm, pad, mode="replicate"), k)
+    lo = -_max_filter(F.pad(-xm, pad, mode="replicate"), k)
+    gx = xm[..., :, 1:] - xm[..., :, :-1]
+    gy = xm[..., 1:, :] - xm[..., :-1, :]
+    grad = F.pad(gx.abs(), (0, 1, 0, 0)) + F.pad(gy.abs(), (0, 0, 0, 1))
+    if grad.numel() < 16 or float(grad.max()) <= 1e-6:
+        return 0.0
+    (limit,) = _percentiles(grad.flatten(), (1 - EDGE_SHARE,))
+    band = _max_filter(F.pad((grad >= limit).float(), pad), k) > 0
+    over = (y - hi).clamp_min(0) + (lo - y).clamp_min(0)
+    height = float((hi - lo)[band].mean())
+    return float(over[band].mean()) / height if height > 1e-4 else 0.0
+
+
+def _chroma_noise(lab: torch.Tensor, luma: torch.Tensor) -> float:
+    """Immerkaer's noise sigma (as tools.analysis reads the luma's) of the a* and b* planes, in a*/b* units,
+    on the pixels away from the strongest luma gradients (edges are not noise)."""
+    import torch.nn.functional as F
+
+    if min(lab.shape[-2:]) < 3:
+        return 0.0
+    kernel = torch.tensor([[1.0, -2.0, 1.0], [-2.0, 4.0, -2.0], [1.0, -2.0, 1.0]], dtype=lab.dtype)
+    r = F.conv2d(lab[0, 1:].unsqueeze(1), kernel.view(1, 1, 3, 3)).abs().mean(0)[0]  # (h-2, w-2)
+    gl = F.conv2d(luma, kernel.view(1, 1, 3, 3).abs())[0, 0]  # local activity of the luma
+    keep = gl <= _percentiles(gl.flatten(), (1 - EDGE_SHARE,))[0]
+    return math.sqrt(math.pi / 2.0) * float(r[keep].mean()) / 6.0
+
+
+def naturalness(original: torch.Tensor, candidate: torch.Tensor, *, original_stats: Any = None,
+                stats: Any = None) -> Naturalness:
+    """What a version did to the photo that a good edit does not: new clipping, noise, lost detail, halos, tint.
+
+    (1,3,H,W) original and candidate of the same size, in [0,1]; Stats as `tools.analysis.measure`
+    gives them (measured here when not given). Halos, chroma noise and tint are read on the lock
+    grid (at most 512 px long side); clipping, luma noise and detail from the Stats.
+
+    Example:
+        >>> n = naturalness(photo, brighter)        # (1,3,96,128) each
+        >>> n.clipped_highlights, n.halos            # (30.2, 0.01): a third of the frame blown, no halos
+    """
+    from agent.critics import detail_kept
+    from tools.analysis import HIGHLIGHT_CLIP, NEUTRAL_CHROMA, NEUTRAL_L, measure
+
+    if original.shape == candidate.shape and torch.equal(original, candidate):
+        return Naturalness()
+    if original.shape[-2:] != candidate.shape[-2:]:
+        return Naturalness()  # framing changed: the structure lock reads that, per-pixel checks cannot
+    o_st = original_stats if original_stats is not None else measure(original)
+    c_st = stats if stats is not None else measure(candidate)
+    grid = _grid(*original.shape[-2:])
+    x = _to_grid(original.detach().float().clamp(0, 1), grid)
+    y = _to_grid(candidate.detach().float().clamp(0, 1), grid)
+    lab_x, lab_y = colorspace.rgb_to_lab(x), colorspace.rgb_to_lab(y)
+    luma_x, luma_y = colorspace.luminance(x), colorspace.luminance(y)
+    L, a, b = lab_x[0]
+    low, high = NEUTRAL_L
+    # near-neutral as the original's smoothed colour says: picked on noisy pixels, the selection keeps the
+    # ones noise made grey, and any denoise would read as a tint
+    _, sa, sb = _blur(lab_x, 2.0)[0]
+    neutral = (sa.square() + sb.square() < NEUTRAL_CHROMA**2) & (L >= low) & (L <= high)
+    neutral &= y[0].amax(0) < HIGHLIGHT_CLIP  # blown pixels lose their colour: the clipping checks' business
+    tint_a = tint_b = 0.0
+    if float(neutral.float().mean()) >= NEUTRAL_MIN:
+        tint_a = float((lab_y[0, 1] - a)[neutral].mean())
+        tint_b = float((lab_y[0, 2] - b)[neutral].mean())
+    cn_x, cn_y = _chroma_noise(lab_x, luma_x), _chroma_noise(lab_y, luma_y)
+    kept = detail_kept(c_st, o_st)
+    blown = 100.0 * float((luma_y >= BLOWN).float().mean() - (luma_x >= BLOWN).float().mean())
+    return Naturalness(
+        blown_highlights=blown,
+        clipped_highlights=c_st.clipped_highlights_pct - o_st.clipped_highlights_pct,
+        clipped_shadows=c_st.clipped_shadows_pct - o_st.clipped_shadows_pct,
+        noise=c_st.noise_sigma / max(o_st.noise_sigma, 1e-6),
+        noise_added=c_st.noise_sigma - o_st.noise_sigma,
+        chroma_noise=cn_y / max(cn_x, 1e-6),
+        chroma_before=cn_x,
+        detail=1.0 if kept is None else min(kept, 1.0),
+        halos=_envelope_overshoot(luma_x, luma_y),
+        tint_a=tint_a,
+        tint_b=tint_b,
+    )
+
+
+def _intents(goal: Any) -> set[str]:
+    return {str(getattr(i, "name", i)) for i in getattr(goal, "intents", [])}
+
+
+def _bound(goal: Any, metric: str, op: str) -> float | None:
+    """The loosest bound the goal's targets set on `metric` on the side of `op` ('<=': high, '>=': low)."""
+    found = [t.high if op == "<=" else t.low for t in getattr(goal, "targets", [])
+             if t.metric == metric and t.op in (op, "between")]
+    found = [v for v in found if v is not None]
+    return (max(found) if op == "<=" else min(found)) if found else None
+
+
+def tint_allowed(goal: Any, original_stats: Any) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(a*, b*) intervals the original's near-neutral pixels may shift by, from what the goal asked.
+
+    Nothing asked: (0, 0). A target on cast_a/b or illuminant_a/b (warmer, cooler, match a reference,
+    enhance): from no shift to the target's far bound. A target on the cast's strength (cast <= r:
+    neutralize, fix the colours): from no shift to bringing each axis within +-r of neutral. More or less
+    saturation: the neutrals' own colour scaled as asked (up to doubled, down to grey).
+    """
+    box = [[0.0, 0.0], [0.0, 0.0]]
+    start = (float(original_stats.cast_a), float(original_stats.cast_b))
+
+    def widen(axis: int, *shifts: float) -> None:
+        box[axis] = [min(box[axis][0], *shifts), max(box[axis][1], *shifts)]
+
+    for t in getattr(goal, "targets", []):
+        if t.metric in _CAST_AXES:
+            axis = _CAST_AXES[t.metric]
+            begin = float(getattr(original_stats, t.metric, start[axis]))
+            widen(axis, *[v - begin for v in (t.low, t.high) if v is not None])
+        elif t.metric == "cast" and t.high is not None:
+            for axis in (0, 1):
+                widen(axis, -t.high - start[axis], t.high - start[axis])
+    for name, k in _ASKS_SATURATION.items():
+        if name in _intents(goal):
+            for axis in (0, 1):
+                widen(axis, k * start[axis])
+    return (box[0][0], box[0][1]), (box[1][0], box[1][1])
+
+
+def _figures(n: Naturalness, goal: Any, original_stats: Any) -> list[tuple[Check, float, float, str]]:
+    """(check, value, limit, words) for each check that applies to this goal; value > limit is damage
+    (detail reads the other way round and is negated)."""
+    asked = _intents(goal)
+    o = original_stats
+    out: list[tuple[Check, float, float, str]] = []
+    for check, what, value, metric, intents, limits in (
+        ("blown_highlights", "blown (white) highlights", n.blown_highlights, None, _ASKS_HIGHLIGHTS,
+         (CLIP_NEW, CLIP_NEW_ASKED)),
+        ("clipped_highlights", "clipped highlights (a channel at 253)", n.clipped_highlights,
+         "clipped_highlights_pct", _ASKS_HIGHLIGHTS, (COLOUR_CLIP_NEW, COLOUR_CLIP_NEW_ASKED)),
+        ("clipped_shadows", "crushed shadows", n.clipped_shadows, "clipped_shadows_pct", _ASKS_SHADOWS,
+         (CLIP_NEW, CLIP_NEW_ASKED)),
+    ):
+        limit = limits[bool(asked & intents)]
+        target = _bound(goal, metric, "<=") if metric else None
+        if target is not None:  # the goal's own bound on clipping is what it asked
+            limit = max(limit, target - float(getattr(o, metric)))
+        out.append((check, value, limit, f"new {what} {value:.1f} % of the pixels > {limit:g} %"))
+    ratio = NOISE_RATIO * (1.5 if asked & _ASKS_NOISE else 1.0)
+    limit = max(ratio, 1 + NOISE_FLOOR / max(o.noise_sigma, 1e-6))
+    out.append(("noise", n.noise, limit, f"luma noise x{n.noise:.1f} (sigma {o.noise_sigma:.4f} -> "
+                f"{o.noise_sigma * n.noise:.4f}) > x{limit:.1f}"))
+    ratio = CHROMA_RATIO * (1.5 if asked & _ASKS_CHROMA else 1.0)
+    limit = max(ratio, 1 + CHROMA_FLOOR / max(n.chroma_before, 1e-6))
+    out.append(("chroma_noise", n.chroma_noise, limit, f"chroma noise x{n.chroma_noise:.1f} (sigma "
+                f"{n.chroma_before:.2f} -> {n.chroma_before * n.chroma_noise:.2f} a*/b*) > x{limit:.1f}"))
+    if asked & _CHANGES_CONTENT:
+        return out
+    if _bound(goal, "sharpness", "<=") is None:
+        out.append(("detail", -n.detail, -DETAIL_MIN, f"fine detail lost: {n.detail:.0%} of the original's "
+                    f"detail above its noise is left < {DETAIL_MIN:.0%} (smeared)"))
+    out.append(("halos", n.halos, HALO_MAX, f"halos: overshoot {n.halos:.3f} of the edge contrast beside "
+                f"edges > {HALO_MAX:g}"))
+    (a_lo, a_hi), (b_lo, b_hi) = tint_allowed(goal, o)
+    off = math.hypot(max(a_lo - n.tint_a, 0.0, n.tint_a - a_hi), max(b_lo - n.tint_b, 0.0, n.tint_b - b_hi))
+    out.append(("tint", off, TINT_TOL, f"neutral greys turned a* {n.tint_a:+.1f}, b* {n.tint_b:+.1f} (asked: "
+                f"a* {a_lo:+.1f}..{a_hi:+.1f}, b* {b_lo:+.1f}..{b_hi:+.1f}), {off:.1f} beyond it > {TINT_TOL:g}"))
+    return out
+
+
+def naturalness_vetoes(n: Naturalness, goal: Any, original_stats: Any,
+                       parent: Naturalness | None = None) -> list[Veto]:
+    """The guard: what `n` (a version against the original) did beyond the goal's allowance.
+
+    Allowances come from the goal: brighter may clip a little more highlights (5 % instead
+    of 2 %), more contrast both ends, darker the shadows, a target's own bound on clipping
+    is honoured; brightening, sharpening and dehazing may raise the noise more; warmer,
+    cooler, neutralize and saturation move the neutrals as far as their targets ask
+    (`tint_allowed`); a softening goal may lose detail. With `parent` (the version the
+    step started from), only damage the step worsened is vetoed.
+    """
+    before = {c: (v, lim) for c, v, lim, _ in _figures(parent, goal, original_stats)} if parent else {}
+    vetoes = []
+    for check, value, limit, text in _figures(n, goal, original_stats):
+        if value <= limit:
+            continue
+        if check in before and value <= max(before[check][0], limit) + VETO_MARGIN * abs(limit):
+            continue
+        shown = -value if check == "detail" else value
+        vetoes.append(Veto(check=check, value=round(shown, 4), limit=round(abs(limit), 4), text=text))
+    return vetoes
+
+
+Score.model_rebuild()  # Naturalness is declared after Score
