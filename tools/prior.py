@@ -2,7 +2,7 @@
 
 A small MLP (tools/data/prior.pt, trained by `make train-prior`, evals/prior_train.py) reads a
 384 px preview as features (`features`: the `tools.analysis.Stats`, per-channel histograms and
-percentiles, a*/b* percentiles, grey-world and white-patch ratios, an 8x8 L*a*b* thumbnail) and
+percentiles, a*/b* percentiles, grey-world and white-patch ratios) and
 answers a `Correction` in the registry tools' own units. It was trained self-supervised: train
 photos degraded by `degrade` (the exact inverse of `correction_steps` up to clipping, noise, blur
 and JPEG), clean ones included, so a photo's natural key is learned from content, not from a
@@ -37,9 +37,9 @@ from tools.degrade import add_noise, blur, color_cast, jpeg
 from tools.registry import ToolError, check_image, get
 
 WEIGHTS = Path(__file__).resolve().parent / "data" / "prior.pt"
-WEIGHTS_SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+WEIGHTS_SHA256 = "f464a10afe7c46f4f4d90bfc7f889013a0a9b14eef39b55bab01d86b467143f0"
 PREVIEW_EDGE = 384  # px, long edge of the preview the prior reads (measure() there: ~30 ms)
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 1 had an 8x8 L*a*b* thumbnail too: it let the network learn photos by heart
 
 
 class PriorError(RuntimeError):
@@ -172,7 +172,7 @@ _QS = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def features(small: torch.Tensor, stats: Stats | None = None) -> np.ndarray:
-    """The prior's input vector of a (1,3,h,w) preview: Stats, histograms, percentiles, a thumbnail.
+    """The prior's input vector of a (1,3,h,w) preview: Stats, histograms, percentiles, colour ratios.
 
     Distributions are read on every second pixel of every second row (~25k at 384 px): the
     same histograms within noise, a quarter of the cost.
@@ -192,7 +192,6 @@ def features(small: torch.Tensor, stats: Stats | None = None) -> np.ndarray:
     mean = lin.mean(1).clamp_min(1e-4)
     bright = lin[:, luma >= ranked[5, at((0.95,))]].mean(1).clamp_min(1e-4)
     hists = torch.stack([torch.histc(c, _BINS, 0, 1) for c in px] + [torch.histc(lab[0], _BINS, 0, 100)])
-    thumb = F.adaptive_avg_pool2d(cs.rgb_to_lab(x), 8)[0] / torch.tensor([100.0, 50.0, 50.0])[:, None, None]
     parts = [
         [getattr(s, k) for k in _STAT_FIELDS],
         [math.log(s.noise_sigma + 1e-4), math.log(s.sharpness + 1e-6)],
@@ -201,7 +200,6 @@ def features(small: torch.Tensor, stats: Stats | None = None) -> np.ndarray:
         hists.div(n).sqrt().reshape(-1).tolist(),
         [math.log(mean[0] / mean[1]), math.log(mean[2] / mean[1]),
          math.log(bright[0] / bright[1]), math.log(bright[2] / bright[1])],
-        thumb.reshape(-1).tolist(),
     ]
     return np.asarray([v for p in parts for v in p], dtype=np.float32)
 
@@ -210,12 +208,18 @@ def features(small: torch.Tensor, stats: Stats | None = None) -> np.ndarray:
 
 
 class PriorNet(torch.nn.Module):
-    """Standardised features -> the correction, each target on its TARGETS scale."""
+    """Standardised features -> the correction, each target on its TARGETS scale.
+
+    `shrink` pulls each output toward neutral by the factor that minimised its error on train
+    photos held out of the fit: where the features cannot tell a cast from a scene's own colour,
+    the prior learns to say little.
+    """
 
     def __init__(self, n_in: int, hidden: int = 256, n_out: int = len(TARGETS), dropout: float = 0.1) -> None:
         super().__init__()
         self.register_buffer("mean", torch.zeros(n_in))
         self.register_buffer("std", torch.ones(n_in))
+        self.register_buffer("shrink", torch.ones(n_out))
         self.body = torch.nn.Sequential(
             torch.nn.Linear(n_in, hidden), torch.nn.GELU(), torch.nn.Dropout(dropout),
             torch.nn.Linear(hidden, hidden), torch.nn.GELU(), torch.nn.Dropout(dropout),
@@ -223,7 +227,7 @@ class PriorNet(torch.nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body((x - self.mean) / self.std)
+        return self.body((x - self.mean) / self.std) * self.shrink
 
 
 def to_targets(c: Correction) -> np.ndarray:

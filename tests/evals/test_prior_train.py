@@ -53,7 +53,8 @@ def test_train_writes_loadable_weights_and_reports(tmp_path) -> None:
     text = prior_train.table(rows)
     assert "| stops |" in text and "| prior |" in text and "| rules |" in text
     # The same seed gives the same network.
-    again = prior_train.train(images, tmp_path / "again.pt", per_photo=4, epochs=3, workers=1, log=lambda _: None)
+    again = prior_train.train(images, tmp_path / "again.pt", per_photo=4, epochs=3, workers=1, holdout=0.34,
+                              log=lambda _: None)
     assert again["sha256"] == sha
     assert isinstance(net, prior.PriorNet)
 
