@@ -117,3 +117,22 @@ def test_pixels_never_travel_in_tool_text(dark) -> None:
 def test_network_is_guarded_in_tests() -> None:
     with pytest.raises(Exception, match="(?i)tried to use socket"):
         socket.create_connection(("93.184.216.34", 80), timeout=1)
+
+
+def test_a_run_is_met_only_when_every_target_is_and_the_critic_agrees(dark) -> None:
+    from agent.critics import Review
+
+    class Unhappy:  # a critic that always finds a fault: targets met is not enough
+        name, model_key = "unhappy", None
+
+        def __call__(self, session, version, *, goal, reference=None):
+            return Review(critic="unhappy", goal_met=False, score=4.0, issues=["halos"])
+
+    plan = [say(call("exposure", stops=1.5)), say(text="done")]
+    _, _, res = _run(dark, plan, critic=Unhappy())
+    assert res.best.score.targets_met == res.best.score.targets_total
+    assert not res.goal_met and res.unmet == ["the critic is not satisfied (halos)"]
+    _, _, res = _run(dark, plan, critic=None)
+    assert res.goal_met and res.unmet == []
+    _, _, res = _run(dark, [say(text="nothing to do")], critic=None)  # the targets stay unmet
+    assert not res.goal_met and res.unmet and all("L*" in u for u in res.unmet[:1])

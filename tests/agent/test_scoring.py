@@ -267,3 +267,26 @@ def test_cuda_matches_cpu() -> None:
         assert gpu.ssim == pytest.approx(cpu.ssim, abs=1e-4)
         # Lab comes from OpenCV on the CPU and from kornia on CUDA.
         assert gpu.reference["delta_e_mean"] == pytest.approx(cpu.reference["delta_e_mean"], abs=0.02)
+
+
+# ------------------------------------------------------------------ the naturalness guard
+
+
+def test_naturalness_of_the_original_is_no_damage_and_the_goal_sets_the_allowances() -> None:
+    from agent.goals import parse_goal
+    from agent.scoring import CLIP_NEW, CLIP_NEW_ASKED, Naturalness, naturalness, naturalness_vetoes, tint_allowed
+    from tools.analysis import measure
+
+    x = photo("coffee")
+    st = measure(x)
+    assert naturalness(x, x.clone(), original_stats=st, stats=st) == Naturalness()
+    warmer, neutral = parse_goal("make it warmer", st), parse_goal("more contrast", st)
+    (a_lo, a_hi), (b_lo, b_hi) = tint_allowed(warmer, st)
+    assert (a_lo, a_hi) == (0.0, 0.0) and b_lo == 0.0 and b_hi > 4  # warmer: b* up, as far as its target
+    assert tint_allowed(neutral, st) == ((0.0, 0.0), (0.0, 0.0))  # nothing asked of the neutrals
+    blown = Naturalness(blown_highlights=3.0)  # between the two limits
+    assert CLIP_NEW < 3.0 < CLIP_NEW_ASKED
+    assert [v.check for v in naturalness_vetoes(blown, parse_goal("make it greener", st), st)] == ["blown_highlights"]
+    assert naturalness_vetoes(blown, parse_goal("make it brighter", st), st) == []
+    # damage the step's parent already had (a look asked for) is not the step's
+    assert naturalness_vetoes(blown, parse_goal("more saturation", st), st, parent=blown) == []
