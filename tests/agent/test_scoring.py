@@ -274,7 +274,14 @@ def test_cuda_matches_cpu() -> None:
 
 def test_naturalness_of_the_original_is_no_damage_and_the_goal_sets_the_allowances() -> None:
     from agent.goals import parse_goal
-    from agent.scoring import CLIP_NEW, CLIP_NEW_ASKED, Naturalness, naturalness, naturalness_vetoes, tint_allowed
+    from agent.scoring import (
+        CLIP_NEW,
+        CLIP_NEW_ASKED,
+        Naturalness,
+        naturalness,
+        naturalness_vetoes,
+        tint_allowed,
+    )
     from tools.analysis import measure
 
     x = photo("coffee")
