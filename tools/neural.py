@@ -171,9 +171,9 @@ def oidn_denoise(image: torch.Tensor, strength: float = 1.0, detail: float = 0.0
 
     Tried and not kept (camera noise at the restore-learned level, train photos, 512 px,
     PSNR against this call): sRGB input with OIDN's `srgb` flag, the same to 0.01 dB (OIDN
-    applies the sRGB curve to linear LDR input itself); HDR mode, 0 to -0.3 dB; inputScale
+    applies the sRGB curve to linear LDR input itself); HDR mode, 0 to -0.4 dB; inputScale
     0.5-1.5 (LDR) or 0.5-8 (HDR) as a strength knob, 0 to -4 dB; the guide in linear light,
-    -0.2 dB; a second pass guided by the first, 0 dB; chroma blurred before or after, -0.2 to
+    -0.2 dB; a second pass guided by the first, 0 dB; chroma blurred before or after, -0.05 to
     -0.4 dB; half-resolution chroma, -0.5 dB; four flips averaged, +0.07 dB at 4x the time.
 
     Example: ``oidn_denoise(torch.rand(1, 3, 64, 64)).shape == (1, 3, 64, 64)``
