@@ -193,10 +193,15 @@ def hue(image: Tensor, p: Hue) -> Tensor:
     """
     if p.degrees == 0:
         return _unchanged(image)
-    t = math.radians(p.degrees)
-    rot = torch.tensor(
-        [[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]], dtype=torch.float64
-    )
+    if isinstance(p.degrees, Tensor):  # a tensor slider (agent.refine fits it by autograd)
+        t = torch.deg2rad(p.degrees.double())
+        one, zero, c, s = torch.ones_like(t), torch.zeros_like(t), torch.cos(t), torch.sin(t)
+        rot = torch.stack([torch.stack([one, zero, zero]), torch.stack([zero, c, -s]), torch.stack([zero, s, c])])
+    else:
+        t = math.radians(p.degrees)
+        rot = torch.tensor(
+            [[1, 0, 0], [0, math.cos(t), -math.sin(t)], [0, math.sin(t), math.cos(t)]], dtype=torch.float64
+        )
     # The luma row rides along in the same product: rotation keeps luma, one pass gives both.
     m = torch.cat([_OPP_INV @ rot @ _OPP, _OPP[:1]]).to(image)
     return _in_bands(_rotate, image, m)
