@@ -3,7 +3,7 @@
     .venv/bin/python -m benchmarks.refine_match                 # the bundled match suite (seed 8)
     .venv/bin/python -m benchmarks.refine_match --seed 9        # a held-out suite (seed 9)
     .venv/bin/python -m benchmarks.refine_match --split val     # match cases over validation photos
-    .venv/bin/python -m benchmarks.refine_match --extra exposure,white_balance,contrast,saturation
+    .venv/bin/python -m benchmarks.refine_match --extra look    # also agent.refine.LOOK_TOOLS
 
 Per case: PSNR to the reference of the agent's result, then of the same steps with their params
 fitted by `agent.refine.refine` (the ops the agent chose; with --extra, also the listed tools when
@@ -20,7 +20,7 @@ import time
 
 def main(argv: list[str] | None = None) -> None:
     from agent.api import edit
-    from agent.refine import Objective, refine
+    from agent.refine import LOOK_TOOLS, Objective, refine
     from evals.corpus import photos
     from evals.suites import Generator, build_case, generate, read_suite
     from tools.metrics import psnr
@@ -30,11 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--count", type=int, default=8)
     ap.add_argument("--split", choices=("train", "val"), help="cases over the corpus photos of this split")
     ap.add_argument("--size", type=int, default=128, help="long side of the case images, px")
-    ap.add_argument("--extra", default="", help="comma-separated tools refine may add (at neutral)")
+    ap.add_argument("--extra", default="", help="comma-separated tools refine may add (at neutral); "
+                    "'look' = agent.refine.LOOK_TOOLS")
     ap.add_argument("--iters", type=int, default=150)
     args = ap.parse_args(argv)
 
-    extra = tuple(t for t in args.extra.split(",") if t)
+    extra = tuple(x for t in args.extra.split(",") if t for x in (LOOK_TOOLS if t == "look" else (t,)))
     if args.split:
         sources = [str(p) for p in photos(args.split)][: args.count]
         cases = generate(Generator(kind="match", seed=args.seed, count=args.count, size=args.size, sources=sources))
