@@ -43,6 +43,7 @@ _QUANTILES = {"p01_L": 0.01, "p05_L": 0.05, "median_L": 0.5, "p95_L": 0.95, "p99
 # The global tools a colour look is matched with (`extra=` toward a reference) when the planner
 # left some out: the chain of the `fit` baseline, which the match suite's hidden looks use too.
 LOOK_TOOLS = ("exposure", "white_balance", "contrast", "saturation")
+_INSIDE = 0.05  # targets are aimed this share of their metric's scale inside their bounds (0.5 L*)
 _NUDGE = 1e-3  # a param sitting on its tool's neutral value is moved this share of its range ...
 # ... because tools short-circuit at neutral (`if amount == 0: return image`), where no gradient flows
 
@@ -54,9 +55,9 @@ class Objective:
     reference: a (1,3,H,W) look to match pixel by pixel (MSE in `space`; resized to the
         original's size when it differs, so it must show the same scene).
     targets: objects with `.metric`, `.bounds` (low, high) and optionally `.weight`
-        (`agent.goals.Target`); each adds weight * (gap / scale)^2 outside its bounds, the
-        scale being `agent.goals.METRICS`'s (10 L*, 5 a*/b*, 0.1 saturation ...). Metrics not in
-        `STATS` are ignored.
+        (`agent.goals.Target`); each adds weight * (gap / scale)^2 outside its bounds (moved
+        inside by 5 % of the scale), the scale being `agent.goals.METRICS`'s (10 L*, 5 a*/b*,
+        0.1 saturation ...). Metrics not in `STATS` are ignored.
     hold: weight of the MSE to the original (in `space`): stay close to the photo.
     space: "rgb" (what PSNR reads) or "lab" (L*a*b* / 100).
     """
@@ -178,10 +179,14 @@ def objective_loss(image: Tensor, objective: Objective, original: Tensor, refere
         for t in targets:
             lo, hi = t.bounds
             v = stats[t.metric].double()
-            gap = torch.relu(lo - v) + torch.relu(v - hi) if math.isfinite(lo) and math.isfinite(hi) else \
-                torch.relu(lo - v) if math.isfinite(lo) else torch.relu(v - hi)
-            bound = lo if math.isfinite(lo) else hi
-            scale = max(METRICS[t.metric][0], METRICS[t.metric][1] * abs(bound))
+            scale = max(METRICS[t.metric][0], METRICS[t.metric][1] * abs(lo if math.isfinite(lo) else hi))
+            # aim a little inside the bounds: a hold pulling back would leave the value just outside
+            margin = min(_INSIDE * scale, (hi - lo) / 4)
+            gap = torch.zeros_like(v)
+            if math.isfinite(lo):
+                gap = gap + torch.relu(lo + margin - v)
+            if math.isfinite(hi):
+                gap = gap + torch.relu(v - hi + margin)
             loss = loss + float(getattr(t, "weight", 1.0)) * (gap / scale) ** 2
     return loss
 

@@ -104,7 +104,7 @@ def test_hold_keeps_the_smallest_change_that_meets_a_target(photo: torch.Tensor)
     free = refine(photo, steps, Objective(targets=target))
     held = refine(photo, steps, Objective(targets=target, hold=1.0))
     assert params(free.steps, "exposure")["stops"] == 1.5  # already met: nothing to gain
-    assert measure(held.image).mean_L == pytest.approx(start + 8, abs=1.0)
+    assert start + 8 <= measure(held.image).mean_L <= start + 9.5  # met, not overshot
     assert params(held.steps, "exposure")["stops"] < 1.0
 
 
