@@ -373,6 +373,9 @@ _CHANGES_CONTENT = {"remove_defects", "remove_object", "smile", "add_glasses", "
 VETO_MARGIN = 0.1  # a step is vetoed only when it worsens a figure beyond the limit by this share of the
 #                    limit over its parent: damage already there (a look asked for) is not the step's
 _CAST_AXES = {"cast_a": 0, "illuminant_a": 0, "cast_b": 1, "illuminant_b": 1}
+# a night shot is exposed by up to 4 stops first (noise x2-3), then denoised: its noise target judges
+_AMPLIFIES_NOISE_FIRST = {"low_light"}
+
 
 class Naturalness(BaseModel):
     """The figures the guard reads for one version against the original (all 0 for the original)."""
@@ -570,14 +573,15 @@ def _figures(n: Naturalness, goal: Any, original_stats: Any) -> list[tuple[Check
         if target is not None:  # the goal's own bound on clipping is what it asked
             limit = max(limit, target - float(getattr(o, metric)))
         out.append((check, value, limit, f"new {what} {value:.1f} % of the pixels > {limit:g} %"))
-    ratio = NOISE_RATIO * (1.5 if asked & _ASKS_NOISE else 1.0)
-    limit = max(ratio, 1 + NOISE_FLOOR / max(o.noise_sigma, 1e-6))
-    out.append(("noise", n.noise, limit, f"luma noise x{n.noise:.1f} (sigma {o.noise_sigma:.4f} -> "
-                f"{o.noise_sigma * n.noise:.4f}) > x{limit:.1f}"))
-    ratio = CHROMA_RATIO * (1.5 if asked & _ASKS_CHROMA else 1.0)
-    limit = max(ratio, 1 + CHROMA_FLOOR / max(n.chroma_before, 1e-6))
-    out.append(("chroma_noise", n.chroma_noise, limit, f"chroma noise x{n.chroma_noise:.1f} (sigma "
-                f"{n.chroma_before:.2f} -> {n.chroma_before * n.chroma_noise:.2f} a*/b*) > x{limit:.1f}"))
+    if not asked & _AMPLIFIES_NOISE_FIRST:
+        ratio = NOISE_RATIO * (1.5 if asked & _ASKS_NOISE else 1.0)
+        limit = max(ratio, 1 + NOISE_FLOOR / max(o.noise_sigma, 1e-6))
+        out.append(("noise", n.noise, limit, f"luma noise x{n.noise:.1f} (sigma {o.noise_sigma:.4f} -> "
+                    f"{o.noise_sigma * n.noise:.4f}) > x{limit:.1f}"))
+        ratio = CHROMA_RATIO * (1.5 if asked & _ASKS_CHROMA else 1.0)
+        limit = max(ratio, 1 + CHROMA_FLOOR / max(n.chroma_before, 1e-6))
+        out.append(("chroma_noise", n.chroma_noise, limit, f"chroma noise x{n.chroma_noise:.1f} (sigma "
+                    f"{n.chroma_before:.2f} -> {n.chroma_before * n.chroma_noise:.2f} a*/b*) > x{limit:.1f}"))
     if asked & _CHANGES_CONTENT:
         return out
     if _bound(goal, "sharpness", "<=") is None:
