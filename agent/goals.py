@@ -586,8 +586,8 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
                                            "aim": _aim(nat, steps, ("mean_L",)), **measured}), "natural")]
     if n in ("neutralize_cast", "fix_color"):
         steps = nat.steps(_natural.COLOR_TOOLS)
-        if not steps:
-            return None
+        if not steps or max(abs(c.temperature), abs(c.tint)) < _natural.CAST_SEEN:
+            return None  # the user sees a cast the prior does not: the measured cast decides
         return [(intent.model_copy(update={"name": "neutralize_cast", "steps": steps,
                                            "aim": _aim(nat, steps, ("cast_a", "cast_b")), **measured}), "natural")]
     return None

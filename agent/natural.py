@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # show (the prior says the photo is fine, or disagrees): the least is used. "a little" (degree
 # 0.5) is at most half a stop; "way too dark" (degree 2) follows the prior up to the tool's 4.
 _BANDS = ((0.75, (0.2, 0.5)), (1.5, (0.35, 2.5)), (8.0, (0.6, 4.0)))
+CAST_SEEN = 6.0  # white_balance units: a smaller correction of a named cast is left to the measured rules
 EXPOSURE_OK_STOPS = 0.15  # "fix the exposure": under this the prior finds it right and nothing moves
 # The prior's steps each kind of wish takes: a blind restore all of tone and colour (noise and
 # blur stay with the measured rules of agent/goals.py `_restore`), a colour wish the balance.

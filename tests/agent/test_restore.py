@@ -1,4 +1,4 @@
-"""Blind "restore this photo": unasked fixes only where the measurements give evidence, as far as it goes."""
+"""Blind "restore this photo" by the rules (`prior=False`; with the learned prior see test_natural.py): unasked fixes only where the measurements give evidence, as far as it goes."""
 
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def test_restore_end_to_end_undoes_haze_and_a_warm_light():
 
     clean = sample("astronaut", (96, 96))
     bad = haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9)
-    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96)
+    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96, prior=False)
     assert {"set_levels", "neutralize_cast"} <= kinds(res.goal)
     assert psnr(res.image, clean) > psnr(bad, clean) + 5
     assert res.score.structure >= 0.7
@@ -155,7 +155,7 @@ def test_restore_end_to_end_sharpens_a_blurred_photo():
 
     clean = sample("astronaut", (96, 96))
     bad = blur(clean, 1.0)
-    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96)
+    res = edit(bad, "restore this photo", model="offline", lock=0.7, preview=96, prior=False)
     assert "deblur" in kinds(res.goal)
     assert psnr(res.image, clean) > psnr(bad, clean) + 2
     assert res.score.structure >= 0.7
