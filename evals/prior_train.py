@@ -16,7 +16,7 @@ Features are cached per photo under data/prior-cache/ (git-ignored), so a second
 
 The report degrades each validation photo twice with seeded corrections and compares, per
 parameter, the mean absolute error of the prior and of the rules agent (the params of the steps
-`agent.api.edit(image, "restore this photo", model="offline")` applied; noise and blur: the
+`agent.api.edit(image, "restore this photo", model="offline", prior=False)` applied; noise and blur: the
 photo's measured Stats, since the agent estimates no sigma), then the PSNR to the clean photo of
 identity, the rules agent, the prior (`correction_steps(estimate(x))`) and the oracle (the true
 correction's steps: what the steps can give back at best).
@@ -289,7 +289,7 @@ def rules_case(name: str, x: torch.Tensor, clean: torch.Tensor) -> dict[str, Any
     from tools.analysis import measure
     from tools.metrics import psnr
 
-    res = edit(x, "restore this photo", model="offline", critic="offline")
+    res = edit(x, "restore this photo", model="offline", critic="offline", prior=False)  # the rules alone
     return {"rules": rules_estimate(res.recipe.steps, measure(x)), "psnr_rules": psnr(res.image, clean)}
 
 
@@ -305,7 +305,7 @@ def report_case(job: tuple[str, torch.Tensor | Path, int, bool, Path | None, Pat
     name, src, seed, rules, weights, cache = job
     net = prior.load(weights, sha256=None) if weights is not None else None
     clean = src if isinstance(src, torch.Tensor) else load_preview(src)
-    file = cache / f"rules-s{seed}" / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.json" if cache else None
+    file = cache / f"rules-alone-s{seed}" / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.json" if cache else None
     done = json.loads(file.read_text()) if file is not None and file.exists() else None
     rows = []
     for k, (c, q, x) in enumerate(cases(name, clean, REPORT_PER_PHOTO, seed)):
