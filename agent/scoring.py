@@ -482,17 +482,19 @@ def naturalness(original: torch.Tensor, candidate: torch.Tensor, *, original_sta
     y = _to_grid(candidate.detach().float().clamp(0, 1), grid)
     lab_x, lab_y = colorspace.rgb_to_lab(x), colorspace.rgb_to_lab(y)
     luma_x, luma_y = colorspace.luminance(x), colorspace.luminance(y)
-    L, a, b = lab_x[0]
+    L = lab_x[0, 0]
     low, high = NEUTRAL_L
-    # near-neutral as the original's smoothed colour says: picked on noisy pixels, the selection keeps the
-    # ones noise made grey, and any denoise would read as a tint
-    _, sa, sb = _blur(lab_x, 2.0)[0]
+    # Colour read from locally averaged RGB (Gaussian sigma 2 px): picked on noisy pixels, the selection keeps
+    # the ones noise made grey, and a* b* of noisy pixels are biased (Lab is not linear), so any denoise
+    # would read as a tint.
+    smooth_x, smooth_y = colorspace.rgb_to_lab(_blur(x, 2.0)), colorspace.rgb_to_lab(_blur(y, 2.0))
+    _, sa, sb = smooth_x[0]
     neutral = (sa.square() + sb.square() < NEUTRAL_CHROMA**2) & (L >= low) & (L <= high)
     neutral &= y[0].amax(0) < HIGHLIGHT_CLIP  # blown pixels lose their colour: the clipping checks' business
     tint_a = tint_b = 0.0
     if float(neutral.float().mean()) >= NEUTRAL_MIN:
-        tint_a = float((lab_y[0, 1] - a)[neutral].mean())
-        tint_b = float((lab_y[0, 2] - b)[neutral].mean())
+        tint_a = float((smooth_y[0, 1] - sa)[neutral].mean())
+        tint_b = float((smooth_y[0, 2] - sb)[neutral].mean())
     cn_x, cn_y = _chroma_noise(lab_x, luma_x), _chroma_noise(lab_y, luma_y)
     kept = detail_kept(c_st, o_st)
     blown = 100.0 * float((luma_y >= BLOWN).float().mean() - (luma_x >= BLOWN).float().mean())
