@@ -564,7 +564,7 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
     n, c = intent.name, nat.correction
     measured = {"source": "measurement"}
     if n == "enhance":
-        steps = nat.steps(_natural.TONE_TOOLS)
+        steps = nat.steps(_natural.TONE_TOOLS, _natural.BLIND_STRENGTH)
         rules = [(i, k) for i, k in _restore(intent, s) if k in ("denoise", "deblock", "deblur")]
         if not steps:
             return rules or [(intent.model_copy(update=measured), "enhance")]
