@@ -60,7 +60,7 @@ def test_fix_the_exposure_of_a_photo_the_prior_finds_right_changes_nothing() -> 
     assert any("already natural" in n for n in g.notes)
 
 
-def test_blind_restore_is_the_priors_whole_correction_and_the_planner_tries_it_first() -> None:
+def test_blind_restore_is_the_priors_correction_and_the_planner_tries_it_first() -> None:
     img = sample("coffee", (64, 48))
     nat = _natural(img, stops=0.6, temperature=-20.0, contrast=15.0, saturation=20.0)
     g = parse_goal("restore this photo", measure(img), natural=lambda: nat)
@@ -68,7 +68,9 @@ def test_blind_restore_is_the_priors_whole_correction_and_the_planner_tries_it_f
     assert [s["tool"] for s in restore.steps] == ["white_balance", "exposure", "contrast", "saturation"]
     assert {t.metric for t in g.targets} >= {"mean_L", "cast_a", "cast_b", "rms_contrast", "mean_saturation"}
     mine = [t for t in g.targets if t.intent == "restore"]
-    assert all(t.met(getattr(nat.stats, t.metric)) for t in mine)
+    landed = nat.stats_after(restore.steps)  # the prior at its blind strength
+    assert restore.steps == nat.steps(("white_balance", "exposure", "levels", "contrast", "saturation"), 0.6)
+    assert all(t.met(getattr(landed, t.metric)) for t in mine)
     assert not all(t.met(getattr(measure(img), t.metric)) for t in mine)
     state = PlanState(instruction=g.instruction, intents=[i.model_dump() for i in g.intents],
                       targets=[TargetState(label=t.label, metric=t.metric, op=t.op, low=t.low, high=t.high,
