@@ -564,13 +564,7 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
     n, c = intent.name, nat.correction
     measured = {"source": "measurement"}
     if n == "enhance":
-        steps = nat.steps(_natural.TONE_TOOLS, _natural.BLIND_STRENGTH)
-        rules = [(i, k) for i, k in _restore(intent, s) if k in ("denoise", "deblock", "deblur")]
-        if not steps:
-            return rules or [(intent.model_copy(update=measured), "enhance")]
-        aim = _aim(nat, steps, tuple(NATURAL_TOL))
-        return [(intent.model_copy(update={"name": "restore", "steps": steps, "aim": aim, **measured}), "natural"),
-                *rules]
+        return _blind(intent, s, nat)
     exposure = n in ("brighten", "darken") and intent.stops is None and intent.percent is None and not intent.region
     if n == "fix_exposure" or exposure:
         if n == "fix_exposure":
@@ -591,6 +585,34 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
         return [(intent.model_copy(update={"name": "neutralize_cast", "steps": steps,
                                            "aim": _aim(nat, steps, ("cast_a", "cast_b")), **measured}), "natural")]
     return None
+
+
+def _blind(intent: Intent, s: Any, nat: _natural.Natural) -> list[tuple[Intent, str]]:
+    """A blind restore: each fault read by the estimator that reads it best on held-out photos.
+
+    The prior reads exposure, noise and blur better than the measured rules (evals/prior_train.py
+    --report) and abstains on tint, contrast, saturation and levels (its shrink factors are 0):
+    exposure (and its white balance, where the rules see no light cast) comes from the prior, at
+    `BLIND_STRENGTH`; a lifted black point, the light's cast, flat contrast and dull colour from
+    the rules (`_restore`); denoise and deblur only when the prior sees the noise or blur too.
+    """
+    c = nat.correction
+    rules = [(i, k) for i, k in _restore(intent, s)
+             if k not in ("fix_exposure", "recover_highlights") and i.name not in ("brighten", "darken")
+             and (k != "denoise" or c.noise >= _natural.NOISE_SEEN)
+             and (k != "deblur" or c.blur >= _natural.BLUR_SEEN)]
+    kinds = {k for _, k in rules}
+    tools = tuple(t for t in _natural.TONE_TOOLS
+                  if not (t == "white_balance" and "neutralize_light" in kinds)  # the measured cast decides
+                  and not (t in ("exposure", "levels") and "set_levels" in kinds))  # a veiled photo: levels first
+    steps = nat.steps(tools, _natural.BLIND_STRENGTH)
+    if not steps:
+        return rules or [(intent.model_copy(update={"source": "measurement"}), "enhance")]
+    metrics = ("mean_L",) + (("cast_a", "cast_b") if any(x["tool"] == "white_balance" for x in steps) else ())
+    metrics += tuple(m for t, m in (("contrast", "rms_contrast"), ("saturation", "mean_saturation"))
+                     if any(x["tool"] == t for x in steps))
+    update = {"name": "restore", "steps": steps, "aim": _aim(nat, steps, metrics), "source": "measurement"}
+    return [(intent.model_copy(update=update), "natural"), *rules]
 
 
 def _resolve(intent: Intent, s: Any, nat: _natural.Natural | None = None) -> list[tuple[Intent, str]]:

@@ -6,8 +6,9 @@ on real photos to estimate the correction that makes a photo natural) and the me
 not from a fixed L* band. `Natural` holds the prior's correction of the original's preview
 and the stats of that corrected preview; `agent.goals.parse_goal` reads it:
 
-- blind "restore / enhance / fix this photo": the prior's correction at `BLIND_STRENGTH`; targets are the
-  corrected preview's stats, and the first plan is the prior's own steps;
+- blind "restore / enhance / fix this photo": each fault from the estimator that reads it best
+  (goals.py `_blind`): exposure from the prior at `BLIND_STRENGTH`, targets where its steps land
+  and its steps the first plan; the cast, the black point, contrast and colour from the rules;
 - an exposure wish ("too dark", "brighter", "fix the exposure"): the prior's stops when they
   point the asked way, within the degree's band (`exposure_stops`): "a little" stays under
   half a stop; a high-key or low-key photo keeps its key because the prior learned keys from
@@ -36,6 +37,9 @@ _BANDS = ((0.75, (0.2, 0.5)), (1.5, (0.35, 2.5)), (8.0, (0.6, 4.0)))
 # A blind restore applies the prior's correction at this strength: on held-out TRAIN photos it left
 # 3/40 worse than the input by > 1 dB against 10/40 at full strength (evals/prior_train.py)
 BLIND_STRENGTH = 0.6
+# A blind restore denoises or sharpens only when the prior sees the noise or blur as well as the
+# rules' measurements (its own thresholds for a denoise or sharpen step, tools/prior.py)
+NOISE_SEEN, BLUR_SEEN = 0.01, 0.7
 CAST_SEEN = 6.0  # white_balance units: a smaller correction of a named cast is left to the measured rules
 EXPOSURE_OK_STOPS = 0.15  # "fix the exposure": under this the prior finds it right and nothing moves
 # The prior's steps each kind of wish takes: a blind restore all of tone and colour (noise and

@@ -112,17 +112,20 @@ def make_cases(sources: dict[str, float], root: Path, seed: int = SEED, count: i
     return cases
 
 
-def write(count: int = COUNT) -> Path:
+def write(count: int = COUNT, split: str = "val", seed: int = SEED, path: Path | None = None) -> Path:
+    """The suite from one split's photos: the bundled one from "val"; a development copy from
+    "train" (`--dev`: data/photos-dev.json, git-ignored) to design on without looking at val."""
     from evals.corpus import photos
     from evals.suites import SUITE_DIR, Generator, Suite, load_source, write_suite
     from tools.analysis import measure
 
     root = Path(__file__).resolve().parent.parent
-    keys = {str(p): measure(load_source(str(p), SIZE)).mean_L for p in photos("val")}
-    cases = make_cases(keys, root, count=count)
-    suite = Suite(name="photos", description=__doc__.splitlines()[0],
-                  generator=Generator(kind="restore", seed=SEED, count=len(cases), size=SIZE, sources=[]), cases=cases)
-    return write_suite(suite, SUITE_DIR / "photos.json")
+    keys = {str(p): measure(load_source(str(p), SIZE)).mean_L for p in photos(split)}  # type: ignore[arg-type]
+    cases = make_cases(keys, root, seed=seed, count=count)
+    name = "photos" if split == "val" else f"photos-{split}"
+    suite = Suite(name=name, description=__doc__.splitlines()[0],
+                  generator=Generator(kind="restore", seed=seed, count=len(cases), size=SIZE, sources=[]), cases=cases)
+    return write_suite(suite, path or SUITE_DIR / "photos.json")
 
 
 def check(run: Path) -> list[str]:
@@ -153,13 +156,18 @@ def check(run: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m evals.photos", description=__doc__.splitlines()[0])
     ap.add_argument("--write", action="store_true", help="write evals/suites/photos.json from the validation photos")
+    ap.add_argument("--dev", action="store_true",
+                    help="write data/photos-dev.json: the same kind of suite from TRAIN photos, to design on")
     ap.add_argument("--check", type=Path, metavar="RUN", help="the bounds on a finished `imagent eval photos` run")
     args = ap.parse_args(argv)
     if args.write:
         print(f"wrote {write()}")
+    if args.dev:
+        root = Path(__file__).resolve().parent.parent
+        print(f"wrote {write(split='train', seed=SEED + 1, path=root / 'data' / 'photos-dev.json')}")
     if args.check:
         print("\n".join(check(args.check)) or "no finished cases in that run")
-    if not (args.write or args.check):
+    if not (args.write or args.dev or args.check):
         print(json.dumps({"usage": "python -m evals.photos --write | --check RUN"}))
 
 
