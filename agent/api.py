@@ -61,8 +61,9 @@ class EditResult:
         """"met" | "not_met" | "nothing" (nothing understood or nothing done): the exit status's source."""
         if not self.goal.intents:
             return "nothing"
-        if self.score.targets_total:
-            return "met" if self.score.targets_met == self.score.targets_total else "not_met"
+        if self.score.targets_total:  # every target met and the critic, if any, satisfied (LoopResult.goal_met)
+            met = self.score.targets_met == self.score.targets_total and self.loop.goal_met
+            return "met" if met else "not_met"
         return "met" if self.recipe.steps else "nothing"
 
     @property

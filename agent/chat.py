@@ -473,6 +473,8 @@ class Session:
         text_out = (f"{req.instruction} -> v{best} from v{req.base} ({steps}); {result.stop_reason}; "
                     f"targets met {s.targets_met}/{s.targets_total}; "
                     f"{before.stats.summary() if before.stats else ''} -> {result.best.stats.summary()}")
+        if not result.goal_met:
+            text_out += "; goal not met: " + ", ".join(result.unmet)
         store.end_turn(turn, result=best, reply=text_out)
         saver.delete_thread(thread)  # the turn is finished: its checkpoints are no longer needed
         return Reply(text_out, version=f"v{best}", trace=result.trace, goal=goal, base=f"v{req.base}",

@@ -325,7 +325,7 @@ def _print_result(result: Any, path: Path) -> None:
         console.print(f"[yellow]not understood:[/] {'; '.join(result.goal.unmapped)}")
     console.print(f"wrote {path}")
     if result.outcome == "not_met":
-        unmet = [t.label for t in s.targets if not t.met]
+        unmet = list(dict.fromkeys([t.label for t in s.targets if not t.met] + list(result.loop.unmet)))
         err_console.print(f"[yellow]goal not met:[/] {', '.join(unmet)} (best version written; exit 3)",
                           highlight=False)
     elif result.outcome == "nothing":

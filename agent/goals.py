@@ -446,7 +446,8 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
         lo = sat * (1 + 0.75 * r)
         if intent.percent is None:
             lo = max(lo, sat + 0.02 * d)
-        return [_t("mean_saturation", lo, min(1.0, max(sat * (1 + 1.6 * r), lo + 0.02)), n,
+        lo = min(lo, sat + 0.5 * (1 - sat))  # a photo near full saturation: half of what is left
+        return [_t("mean_saturation", lo, max(lo, min(1.0, max(sat * (1 + 1.6 * r), lo + 0.02))), n,
                    label=why)]
     if n == "low_light":
         stops = night_stops(s)
@@ -578,12 +579,6 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
         name = "brighten" if stops > 0 else "darken"
         return [(intent.model_copy(update={"name": name, "stops": stops, "steps": steps,
                                            "aim": _aim(nat, steps, ("mean_L",)), **measured}), "natural")]
-    if n in ("neutralize_cast", "fix_color"):
-        steps = nat.steps(_natural.COLOR_TOOLS)
-        if not steps or max(abs(c.temperature), abs(c.tint)) < _natural.CAST_SEEN:
-            return None  # the user sees a cast the prior does not: the measured cast decides
-        return [(intent.model_copy(update={"name": "neutralize_cast", "steps": steps,
-                                           "aim": _aim(nat, steps, ("cast_a", "cast_b")), **measured}), "natural")]
     return None
 
 

@@ -514,6 +514,58 @@ def run_loop(
             return unmet
         return [f"the critic is not satisfied ({', '.join(getattr(crit, 'issues', []) or []) or 'no issue named'})"]
 
+    def refined(best: Version) -> Version:
+        """The best version with its steps' continuous params fitted jointly by autograd
+        (agent/refine.py): toward the reference (adding the look's global tools it lacks), or
+        toward targets it left unmet, held close to the original; inside the structure lock and
+        the naturalness guard. Kept, as a new version, only when it scores higher."""
+        from agent.refine import LOOK_TOOLS, Objective, refine
+        from agent.scoring import naturalness, naturalness_vetoes
+        from tools.recipe import Step
+
+        if region is not None:  # the fitted stats are whole-image ones, a region's are not
+            return best
+        if reference is not None:
+            objective, extra = Objective(reference=reference), LOOK_TOOLS
+        else:
+            objective, extra = Objective(targets=goal.targets, hold=1.0, space="lab"), ()
+            unmet = best.score is None or best.score.targets_met < best.score.targets_total
+            if not (unmet and best.recipe.steps and objective.used_targets()):
+                return best
+        v0 = session.measure("v0")
+
+        def guard(original: Any, image: Any) -> str | None:
+            vetoes = naturalness_vetoes(naturalness(original, image, original_stats=v0), goal, v0)
+            return vetoes[0].text if vetoes else None
+
+        used = {st.mask for st in best.recipe.steps if st.mask}
+        try:
+            r = refine(session.original, best.recipe.steps, objective, lock=goal.lock, extra=extra,
+                       masks={n: session.mask(n, session.original) for n in used}, guard=guard)
+        except Exception as exc:  # a refinement is a bonus: its failure keeps the best version as found
+            _record(TraceEntry(counters["turns"], "refine", {}, None, "error", f"{type(exc).__name__}: {exc}"[:300], None))
+            return best
+        if not r.loss_after < r.loss_before:
+            return best
+        session._made += 1
+        recipe = best.recipe.model_copy(update={"steps": [Step.model_validate(x) for x in r.steps]})
+        v = Version(f"v{session._made}", r.image, recipe, parent=best.id, note="refined")
+        session.versions[v.id] = v
+        score(v)
+        if critic is not None and best.critique is not None:  # compared like for like: critiqued too
+            review(v)
+        kept = v.score.combined > best.score.combined
+        _record(TraceEntry(counters["turns"], "refine", {"fitted": ", ".join(r.fitted)}, None,
+                           "kept" if kept else "rolled_back",
+                           f"fitted by autograd: loss {r.loss_before:.4g} -> {r.loss_after:.4g}; score "
+                           f"{best.score.combined:.3f} -> {v.score.combined:.3f}", v.id,
+                           structure=v.score.structure, combined=v.score.combined, targets_met=v.score.targets_met))
+        if not kept:
+            del session.versions[v.id]
+            return best
+        session.current = v.id
+        return v
+
     def _record(entry: TraceEntry) -> None:
         trace.append(entry)
         if on_event:
@@ -546,6 +598,7 @@ def run_loop(
         if stop is None:
             final = app.invoke(init, config=config)
     best = max(session.versions.values(), key=lambda v: (v.score.combined if v.score else float("-inf")))
+    best = refined(best)
     unmet = verdict(best)
     return LoopResult(best=best, stop_reason=final.get("stop") or "done", trace=trace, turns=counters["turns"],
                       model_calls=counters["calls"], input_tokens=counters["in"], output_tokens=counters["out"],

@@ -13,7 +13,9 @@ and the stats of that corrected preview; `agent.goals.parse_goal` reads it:
   point the asked way, within the degree's band (`exposure_stops`): "a little" stays under
   half a stop; a high-key or low-key photo keeps its key because the prior learned keys from
   content, where the rules pushed every photo toward L* 45-62;
-- a colour wish ("fix the colours", "remove the cast"): the prior's white balance.
+- a colour wish ("fix the colours", "remove the cast") stays with the measured cast: the prior
+  reads colour weakly (its white-balance output is shrunk to 0.35 and its tint to 0 on held-out
+  train photos, evals/prior_train.py), so a named cast is the rules' to fix.
 
 Without the prior's weights (or with `prior=False`, the `rules` system of the evals) goals
 fall back to the rules in agent/goals.py.
@@ -40,13 +42,11 @@ BLIND_STRENGTH = 0.6
 # A blind restore denoises or sharpens only when the prior sees the noise or blur as well as the
 # rules' measurements (its own thresholds for a denoise or sharpen step, tools/prior.py)
 NOISE_SEEN, BLUR_SEEN = 0.01, 0.7
-CAST_SEEN = 6.0  # white_balance units: a smaller correction of a named cast is left to the measured rules
 EXPOSURE_OK_STOPS = 0.15  # "fix the exposure": under this the prior finds it right and nothing moves
-# The prior's steps each kind of wish takes: a blind restore all of tone and colour (noise and
-# blur stay with the measured rules of agent/goals.py `_restore`), a colour wish the balance.
+# The prior's steps a blind restore may take (noise and blur stay with the measured rules of
+# agent/goals.py `_restore`, gated by the prior's own noise and blur estimates).
 TONE_TOOLS = ("white_balance", "exposure", "levels", "contrast", "saturation")
-COLOR_TOOLS = ("white_balance",)
-ASKS_PRIOR = {"enhance", "fix_exposure", "brighten", "darken", "neutralize_cast", "fix_color"}
+ASKS_PRIOR = {"enhance", "fix_exposure", "brighten", "darken"}
 
 
 def wants(intent: str) -> bool:

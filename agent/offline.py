@@ -387,7 +387,11 @@ def _aim(t: TargetState, current: float) -> float:
 
 
 def kind_of(a: Attempt) -> str:
-    """kept | lock (structure lock broken) | score (overall score fell) | error (bad call)."""
+    """kept | lock (structure lock broken or the naturalness guard vetoed it: too far, a smaller
+    step may pass) | score (overall score fell) | error (bad call). The typed `Attempt.kind`
+    when the loop set it, else read from the reason."""
+    if a.kind is not None:
+        return {"naturalness": "lock"}.get(a.kind, a.kind)
     if a.kept:
         return "kept"
     reason = a.reason.lower()

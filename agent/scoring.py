@@ -353,6 +353,7 @@ NOISE_RATIO = 1.8  # luma noise sigma may grow by this factor (brightening scale
 NOISE_FLOOR = 0.004  # ... or by this much, whichever is larger
 CHROMA_RATIO = 1.8  # chroma noise (a*, b* units) may grow by this factor ...
 CHROMA_FLOOR = 0.6  # ... or by this much, whichever is larger
+NOISY = 0.02  # noise_sigma from which a photo is noisy (agent/goals.py NOISE_MIN: a blind goal denoises)
 DETAIL_MIN = 0.45  # share of the original's detail above its noise a step must keep, times (1 - noise_removed)
 HALO_MAX = 0.03  # mean overshoot beyond the original's local envelope near edges, over the edge contrast
 TINT_TOL = 3.5  # a*, b* units the original's near-neutral pixels may move beyond what the goal asked
@@ -591,6 +592,10 @@ def _figures(n: Naturalness, goal: Any, original_stats: Any) -> list[tuple[Check
         # numbers on a noisy photo: the more of the sharpness the removed noise explains, the less it
         # is trusted (a perfect denoise of camera noise on train photos read 0.30-1.19).
         least = DETAIL_MIN * (1 - n.noise_removed)
+        if o.noise_sigma >= NOISY:  # a noisy photo's own clean version can read 0.35 (train): the critic's floor
+            from agent.critics import SOFT_RATIO
+
+            least = min(least, SOFT_RATIO)
         out.append(("detail", -n.detail, -least, f"fine detail lost: {n.detail:.0%} of the original's detail "
                     f"above its noise is left < {least:.0%} (smeared)"))
     out.append(("halos", n.halos, HALO_MAX, f"halos: overshoot {n.halos:.3f} of the edge contrast beside "

@@ -331,3 +331,15 @@ def test_a_goal_the_rules_read_never_loads_the_embedding_model(monkeypatch):
     monkeypatch.setattr(intents, "embedder", lambda: calls.append(1))
     goal = parse_goal("brighten a bit and warmer", stats())
     assert names(goal) == {"brighten", "warmer"} and calls == []
+
+
+def test_more_saturation_on_a_nearly_saturated_photo_is_a_valid_range() -> None:
+    import torch
+
+    from tools.analysis import measure
+
+    img = torch.zeros(1, 3, 32, 32)
+    img[:, 0] = 0.95  # pure red: mean saturation ~1
+    s = measure(img)
+    (t,) = parse_goal("more saturated colours", s).targets
+    assert t.low <= t.high <= 1.0 and t.low > s.mean_saturation - 1e-6
