@@ -272,8 +272,9 @@ class Intent(BaseModel):
         None, description="x, y, w, h of the object to remove, fractions of width and height")
     steps: list[dict[str, Any]] | None = Field(
         None, description="the learned prior's steps for this wish (agent/natural.py): the planner's first try")
-    aim: dict[str, float] | None = Field(
-        None, description="metric -> the value the prior's steps reach on the preview: targets +- NATURAL_TOL")
+    aim: dict[str, float | tuple[float, float]] | None = Field(
+        None, description="metric -> the value the prior's steps reach on the preview (target +- NATURAL_TOL) "
+                          "or the (low, high) range they may reach")
 
 
 class Goal(BaseModel):
@@ -374,8 +375,8 @@ def targets_for(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
     if n == "black_and_white":
         return [_t("mean_saturation", None, 0.02, n), _t("colorfulness", None, 3.0, n, 0.5)]
     if n == "natural":  # the prior's correction (agent/natural.py): where its steps land, within tolerance
-        return [_t(k, v - NATURAL_TOL[k], v + NATURAL_TOL[k], n, label="the learned prior's correction")
-                for k, v in (intent.aim or {}).items()]
+        return [_t(k, *(v if isinstance(v, tuple) else (v - NATURAL_TOL[k], v + NATURAL_TOL[k])), n,
+                   label="the learned prior's correction") for k, v in (intent.aim or {}).items()]
     if n == "match_reference":
         if ref is None:
             return []
@@ -577,8 +578,14 @@ def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tupl
         stops = round(_natural.exposure_stops(c.stops, direction, degree), 2)
         steps = [{"tool": "exposure", "params": {"stops": stops}}]
         name = "brighten" if stops > 0 else "darken"
-        return [(intent.model_copy(update={"name": name, "stops": stops, "steps": steps,
-                                           "aim": _aim(nat, steps, ("mean_L",)), **measured}), "natural")]
+        # any planner's way there counts: from half to one and a half times the stops (within the band)
+        ends = [_aim(nat, [{"tool": "exposure", "params": {"stops": x}}], ("mean_L",))["mean_L"]
+                for x in _natural.exposure_range(stops, degree)]
+        inner, outer = ends  # the smaller change's landing is the bound nearest the original: no slack there
+        slack = NATURAL_TOL["mean_L"] / 2
+        aim = {"mean_L": (inner, outer + slack) if stops > 0 else (outer - slack, inner)}
+        return [(intent.model_copy(update={"name": name, "stops": stops, "steps": steps, "aim": aim, **measured}),
+                 "natural")]
     return None
 
 

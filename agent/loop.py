@@ -516,22 +516,19 @@ def run_loop(
 
     def refined(best: Version) -> Version:
         """The best version with its steps' continuous params fitted jointly by autograd
-        (agent/refine.py): toward the reference (adding the look's global tools it lacks), or
-        toward targets it left unmet, held close to the original; inside the structure lock and
-        the naturalness guard. Kept, as a new version, only when it scores higher."""
+        (agent/refine.py) toward the reference, adding the look's global tools it lacks, inside
+        the structure lock and the naturalness guard. Kept, as a new version, only when it
+        scores higher. (Toward targets alone `refine` works too, but a target is a range the
+        planner steers into already; fitting to it moved scripted runs for no measured gain.)"""
         from agent.refine import LOOK_TOOLS, Objective, refine
         from agent.scoring import naturalness, naturalness_vetoes
         from tools.recipe import Step
 
         if region is not None:  # the fitted stats are whole-image ones, a region's are not
             return best
-        if reference is not None:
-            objective, extra = Objective(reference=reference), LOOK_TOOLS
-        else:
-            objective, extra = Objective(targets=goal.targets, hold=1.0, space="lab"), ()
-            unmet = best.score is None or best.score.targets_met < best.score.targets_total
-            if not (unmet and best.recipe.steps and objective.used_targets()):
-                return best
+        if reference is None:  # targets alone are ranges the planner already steers into
+            return best
+        objective, extra = Objective(reference=reference), LOOK_TOOLS
         v0 = session.measure("v0")
 
         def guard(original: Any, image: Any) -> str | None:

@@ -93,6 +93,14 @@ def natural_of(preview: torch.Tensor) -> Natural | None:
     return Natural(c, measure(_render(preview, correction_steps(c))), preview)
 
 
+def exposure_range(stops: float, degree: float) -> tuple[float, float]:
+    """The exposure changes a wish's target accepts around `stops`: half to one and a half times
+    it, never past the degree's band ("a little" stays a little whichever planner gets there)."""
+    lo, hi = next(band for top, band in _BANDS if degree <= top)
+    sign, mag = (1.0 if stops >= 0 else -1.0), abs(stops)
+    return sign * min(0.5 * mag, hi), sign * min(1.5 * mag, hi)
+
+
 def exposure_stops(prior_stops: float, direction: float, degree: float) -> float:
     """The exposure change for a wish in `direction` (+1 brighter, -1 darker) of `degree`.
 

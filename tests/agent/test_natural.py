@@ -50,7 +50,7 @@ def test_way_too_dark_takes_the_priors_estimate_and_targets_where_its_step_lands
     assert intent.name == "brighten" and intent.stops == pytest.approx(2.0)
     (t,) = [t for t in g.targets if t.metric == "mean_L"]
     landed = nat.stats_after(intent.steps).mean_L
-    assert t.low < landed < t.high and t.low > measure(img).mean_L + 10
+    assert t.low < landed < t.high and t.low > measure(img).mean_L + 5  # at least half the stops
 
 
 def test_fix_the_exposure_of_a_photo_the_prior_finds_right_changes_nothing() -> None:
