@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 # Exposure bands per degree, in stops: (least, most). Under the least the asked change would not
 # show (the prior says the photo is fine, or disagrees): the least is used. "a little" (degree
 # 0.5) is at most half a stop; "way too dark" (degree 2) follows the prior up to the tool's 4.
-_BANDS = ((0.75, (0.2, 0.5)), (1.5, (0.35, 2.5)), (8.0, (0.6, 4.0)))
+_BANDS = ((0.75, (0.2, 0.5)), (1.5, (0.5, 2.5)), (8.0, (0.75, 4.0)))
 # A blind restore applies the prior's correction at this strength: on held-out TRAIN photos it left
 # 3/40 worse than the input by > 1 dB against 10/40 at full strength (evals/prior_train.py)
 BLIND_STRENGTH = 0.6

@@ -201,7 +201,8 @@ def test_text_in_the_image_and_its_metadata_changes_nothing_outside_the_plan(tmp
                                             suggestions=[INJECTION, smuggled])))
     planner = ScriptedModel(script=[say(call("export", path="/etc/imagent")),
                                     say(call("exposure", stops=1.2)), say(), say()])
-    result = edit(src, "brighten it", model=planner, critic=critic, max_steps=4, max_model_calls=8)
+    # the rules' wide brighten target (prior=False): one exposure meets it, so the critic is consulted
+    result = edit(src, "brighten it", model=planner, critic=critic, max_steps=4, max_model_calls=8, prior=False)
     out = result.save(tmp_path / "out.jpg")
 
     assert sorted(os.listdir("/etc")) == etc_before

@@ -27,7 +27,7 @@ def test_exposure_stops_follow_the_prior_within_the_degrees_band() -> None:
     assert exposure_stops(3.5, +1, 2.0) == pytest.approx(3.5)  # "way too dark": up to the tool's 4
     assert exposure_stops(1.2, -1, 0.5) == pytest.approx(-0.2)  # the prior disagrees: a small visible change
     assert exposure_stops(-1.2, -1, 0.5) == pytest.approx(-0.5)
-    assert exposure_stops(0.0, -1, 1.0) == pytest.approx(-0.35)
+    assert exposure_stops(0.0, -1, 1.0) == pytest.approx(-0.5)  # "darker": a visible, usual step
 
 
 def test_a_little_darker_is_a_little_whatever_the_photo() -> None:
