@@ -547,6 +547,8 @@ def run_loop(
         if not r.loss_after < r.loss_before:
             return best
         session._made += 1
+        while f"v{session._made}" in session.versions:  # ids are never reused
+            session._made += 1
         recipe = best.recipe.model_copy(update={"steps": [Step.model_validate(x) for x in r.steps]})
         v = Version(f"v{session._made}", r.image, recipe, parent=best.id, note="refined")
         session.versions[v.id] = v

@@ -169,16 +169,17 @@ def test_the_loop_stores_a_mask_made_by_a_tool_and_confines_the_edit_to_it() -> 
     model = ScriptedModel(script=[
         say({"name": "mask_rect", "args": {"name": "left", "x": 0.0, "y": 0.0, "w": 0.5, "h": 1.0},
              "id": "m1", "type": "tool_call"}),
-        say(call("exposure", stops=1.0, mask="left")),
+        say(call("exposure", stops=0.5, mask="left")),  # +1 EV blows 5.5 %: the naturalness guard's veto
         say(text="done"),
     ])
     goal = parse_goal("brighten it", None)
     result = run_loop(session, goal, model, critic=None)
     assert "left" in session.masks_full and "mask_rect" in model.bound_tools
     assert [e.outcome for e in result.trace][:1] == ["mask"]
+    assert result.trace[-1].outcome == "kept"
     edited = session.render(result.trace[-1].version)
     assert torch.equal(edited[..., 32:], img[..., 32:]), "right half untouched"
-    assert float(edited[..., :32].mean()) > float(img[..., :32].mean()) + 0.05
+    assert float(edited[..., :32].mean()) > float(img[..., :32].mean()) + 0.03
 
 
 def test_region_intents_are_parsed_into_region_targets() -> None:
