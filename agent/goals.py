@@ -96,6 +96,7 @@ from agent import intents as _intents
 from agent import lexicon as _lexicon
 from agent import natural as _natural
 from agent import wishes as _wishes
+from agent.options import Budget
 
 if TYPE_CHECKING:
     from tools.analysis import Stats
@@ -244,15 +245,6 @@ def value_of(values: Stats | Mapping[str, float], metric: str) -> float:
         raise KeyError(f"no value for metric {metric!r}: measure it (tools.analysis.measure) "
                        "or pass it in the mapping")
     return float(v)
-
-
-class Budget(BaseModel):
-    """How much the loop may spend on one goal."""
-
-    max_steps: int = Field(8, ge=1, le=1000)
-    max_seconds: float = Field(120.0, gt=0)
-    max_model_calls: int = Field(24, ge=0)
-    max_cost_usd: float | None = Field(None, ge=0)
 
 
 class Intent(BaseModel):

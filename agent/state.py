@@ -13,10 +13,9 @@ from typing import Any
 
 import torch
 
+from agent.options import DEFAULT_PREVIEW
 from tools.recipe import Recipe, apply_recipe, resize_mask
 from tools.registry import Params, ToolError, check_mask, get
-
-DEFAULT_PREVIEW = 1024
 
 
 def preview_of(image: torch.Tensor, long_side: int = DEFAULT_PREVIEW) -> torch.Tensor:
