@@ -424,6 +424,9 @@ def _blockiness(image: torch.Tensor) -> float:
 # ----------------------------------------------------------------- text for the language model
 
 
+NO_CHANGE = "no notable change in the measurements"  # describe_delta's words for a step that moved nothing
+
+
 def describe_delta(before: Stats, after: Stats) -> str:
     """What changed in measured terms, notable changes only: 'L* 32->51, contrast 0.15->0.22'."""
     parts: list[str] = []
@@ -463,7 +466,7 @@ def describe_delta(before: Stats, after: Stats) -> str:
     ):
         if abs(x1 - x0) >= 0.1:
             parts.append(f"{label} {x0:.1f}%->{x1:.1f}%")
-    return ", ".join(parts) if parts else "no notable change in the measurements"
+    return ", ".join(parts) if parts else NO_CHANGE
 
 
 def _moved(x0: float, x1: float, floor: float) -> bool:

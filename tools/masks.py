@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tools import colorspace as cs
 from tools.analysis import Stats
+from tools.region_metric import GAN_KINDS, KINDS, MASKED, RegionMetric
 from tools.registry import Params, ToolError, check_image, register
 
 MIN_COVERAGE = 1e-5  # a mask touching fewer pixels than this share is "empty"
@@ -423,16 +424,13 @@ def describe_mask(image: torch.Tensor, mask: torch.Tensor) -> MaskInfo:
 
 # ------------------------------------------------------------------ region metrics (goal targets)
 
-# Metrics measured on a region or against the original, named "<metric>@<region>":
-#   dL@<mask>        mean L* inside the session mask minus the original's there (brighten only the face)
-#   db@<mask>        mean b* inside the mask minus the original's there (below 0: bluer sky)
-#   changed@x,y,w,h  mean |change| of L* inside a box given as fractions (the object is gone)
-#   defects_left     dust/scratch pixels find_defects flags now, as a share of the original's
-LOCAL_METRICS = ("dL", "db", "changed", "defects_left", "gan_smile", "gan_eyeglasses", "gan_lighting")
+# Metrics measured on a region or against the original: tools.region_metric.RegionMetric (the
+# typed value and its one text form, "dL@face", "changed@x,y,w,h", "defects_left").
+LOCAL_METRICS = KINDS
 
 
 def is_local_metric(metric: str) -> bool:
-    return metric.split("@", 1)[0] in LOCAL_METRICS
+    return RegionMetric.parse(metric) is not None
 
 
 def crop_to(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -443,11 +441,8 @@ def crop_to(image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return image[..., int(ys.min()):int(ys.max()) + 1, int(xs.min()):int(xs.max()) + 1]
 
 
-def _box_of(spec: str, like: torch.Tensor) -> torch.Tensor | None:
-    try:
-        x, y, w, h = (float(v) for v in spec.split(","))
-    except ValueError:
-        return None
+def _box_of(box: tuple[float, float, float, float], like: torch.Tensor) -> torch.Tensor:
+    x, y, w, h = box
     H, W = _hw(like)
     return rect(like[:1], x * W, y * H, w * W, h * H)
 
@@ -457,31 +452,33 @@ def local_metrics(original: torch.Tensor, image: torch.Tensor, metrics: list[str
     """Values of the region metrics among `metrics` (a metric whose mask is missing is left out)."""
     out: dict[str, float] = {}
     lab0 = lab1 = None
-    for metric in dict.fromkeys(m for m in metrics if is_local_metric(m)):
-        base, _, where = metric.partition("@")
-        if base == "defects_left":
+    for metric in dict.fromkeys(metrics):
+        region = RegionMetric.parse(metric)
+        if region is None:
+            continue
+        if region.kind == "defects_left":
             from tools.inpaint import defect_share
 
             before = _defects_of(original)
             out[metric] = defect_share(image) / before if before > 0 else 0.0
             continue
-        if base.startswith("gan_"):  # a face attribute, scored the way the GAN directions were fitted
+        if region.kind in GAN_KINDS:  # a face attribute, scored the way the GAN directions were fitted
             from tools.gan.tools import attribute_change
 
-            change = attribute_change(original, image, base[4:])
+            change = attribute_change(original, image, region.kind[4:])
             if change is not None:
                 out[metric] = change
             continue
-        m = mask_of(where) if base in ("dL", "db") else _box_of(where, image)
+        m = mask_of(region.mask or "") if region.box is None else _box_of(region.box, image)
         if m is None or float(m.sum()) < 1:
             continue
         if lab0 is None:
             lab0 = cs.rgb_to_lab(original[:1].clamp(0, 1))
             lab1 = cs.rgb_to_lab(image[:1].clamp(0, 1))
         m = m[:1].to(lab0.dtype)
-        c = 2 if base == "db" else 0  # b* or L*
+        c = 2 if region.kind == "db" else 0  # b* or L*
         diff = lab1[:, c : c + 1] - lab0[:, c : c + 1]
-        d = diff if base in ("dL", "db") else diff.abs()
+        d = diff if region.kind in MASKED else diff.abs()
         out[metric] = float((d * m).sum() / m.sum())
     return out
 

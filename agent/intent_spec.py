@@ -1,0 +1,141 @@
+"""IntentSpec: every intent declared once, in `INTENTS`.
+
+An intent is one thing a user can ask for ("brighten", "dehaze") or the measurements can
+find ("set_levels"). Its spec says what it means, how its targets are computed (a recipe in
+agent/recipes.py), which intent it contradicts, which of the offline planner's strategies it
+tries first (names in `agent.strategies.NAMED`), and what a clause may add to it (a region, an
+exact exposure, a box). Its example phrases are data, in agent/phrases.py under its name.
+
+Readers: agent.goals (parsing, targets, refusals, the wishes a language model may name),
+agent.offline (strategies first), agent.intents (the phrases the matcher knows). Adding an
+intent: one `IntentSpec` entry below (+ a recipe in agent/recipes.py, + phrases in
+agent/phrases.py when words ask for it, + a named strategy in agent/strategies.py if none fits).
+Code outside this package that adds one at run time calls `register`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from agent import recipes as r
+
+NO_FIRST: Mapping[str, tuple[str, ...]] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class IntentSpec:
+    """One intent: meaning, targets, opposite, planner strategy and what a clause may add."""
+
+    name: str
+    description: str
+    targets: r.Recipe = r.nothing  # (intent, original's stats, reference's stats) -> targets
+    opposite: tuple[str, ...] = ()  # intents it contradicts: of two, the one asked later wins
+    first: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: NO_FIRST)  # metric -> strategies tried first
+    asked: bool = True  # asked in words (phrases in agent/phrases.py); False: found by measurement only
+    offered: bool = True  # named to a language model that reads the clauses nothing else reads
+    holds: bool = False  # "not brighter": a refused one keeps its metrics on the original's side
+    region: bool = False  # may be limited to a named region ("brighten the face", "a bluer sky")
+    stops: bool = False  # takes an exact exposure change ("+1 stop")
+    box: bool = False  # takes the box of an object ("remove the object at x,y,w,h")
+
+    def __post_init__(self) -> None:
+        if self.name in self.opposite:
+            raise ValueError(f"intent {self.name!r} lists itself as its opposite; name another intent")
+
+
+def _light(name: str, opposite: str, description: str) -> IntentSpec:
+    return IntentSpec(name, description, r.light, (opposite,), holds=True, region=True, stops=True)
+
+
+_SPECS = [
+    _light("brighten", "darken", "raise the overall exposure / brightness"),
+    _light("darken", "brighten", "lower the overall exposure / brightness"),
+    IntentSpec("fix_exposure", "bring the exposure into a normal range (direction settled by measurement)",
+               r.fix_exposure),
+    IntentSpec("more_contrast", "increase global contrast", r.contrast, ("less_contrast",), holds=True),
+    IntentSpec("less_contrast", "decrease global contrast", r.contrast, ("more_contrast",), holds=True),
+    IntentSpec("warmer", "shift white balance toward yellow/amber", r.temperature, ("cooler",), holds=True),
+    IntentSpec("cooler", "shift white balance toward blue", r.temperature, ("warmer",), holds=True),
+    IntentSpec("neutralize_cast", "remove a colour cast so neutrals are neutral", r.neutralize_cast),
+    IntentSpec("fix_color", "correct the colour (cast or dullness, settled by measurement)"),
+    IntentSpec("more_saturation", "more saturated / vivid colours", r.saturation,
+               ("less_saturation", "black_and_white"), holds=True),
+    IntentSpec("less_saturation", "less saturated / more muted colours", r.saturation, ("more_saturation",),
+               holds=True),
+    IntentSpec("black_and_white", "convert to monochrome", r.black_and_white, ("more_saturation",),
+               first={"mean_saturation": ("mono",), "colorfulness": ("mono",)}),
+    # Noise first, as raw converters do: levels and contrast amplify it, and after them a
+    # denoise strong enough for the target (relative to the original's noise) breaks the lock.
+    IntentSpec("denoise", "reduce noise / grain", r.denoise,
+               first={"noise_sigma": ("neural_denoise", "denoise_first")}),
+    IntentSpec("sharpen", "increase sharpness / detail", r.sharpen, ("soften",), holds=True),
+    IntentSpec("soften", "reduce sharpness, softer look", r.soften, ("sharpen",), holds=True),
+    IntentSpec("dehaze", "remove haze / fog", r.contrast,
+               first={"rms_contrast": ("dehaze",), "p05_L": ("dehaze_blacks",), "p01_L": ("dehaze_blacks",),
+                      "colorfulness": ("dehaze_colour",)}),
+    IntentSpec("lift_shadows", "brighten the shadows without moving the highlights", r.lift_shadows, holds=True),
+    IntentSpec("recover_highlights", "bring back clipped or very bright highlights", r.recover_highlights,
+               holds=True),
+    IntentSpec("match_reference", "match the look of a reference image", r.match_reference, offered=False),
+    IntentSpec("enhance", "general improvement (problems found by measurement)", offered=False),
+    IntentSpec("remove_defects", "remove dust spots and thin scratches (found automatically, then filled)",
+               r.remove_defects),
+    IntentSpec("remove_object", "remove the object inside a given box (cut out, then filled from around)",
+               r.remove_object, offered=False, box=True),
+    IntentSpec("smile", "make the person smile (face generator edit of the face)",
+               r.face_edit("gan_smile", 0.6, None)),
+    IntentSpec("add_glasses", "put eyeglasses on the face (face generator edit)",
+               r.face_edit("gan_eyeglasses", 2.5, None)),
+    IntentSpec("remove_glasses", "take the eyeglasses off the face (face generator edit)",
+               r.face_edit("gan_eyeglasses", None, -2.5)),
+    IntentSpec("face_lighting", "brighter light on the face (face generator relighting)",
+               r.face_edit("gan_lighting", 0.05, None)),
+    # A dark shot: exposure first, in one step of up to 4 stops (an exact inverse of too little
+    # light, and half-way the noise target is missed while the light is not yet right; Zero-DCE++'s curves
+    # scored 9.8 dB against exposure's 22.9 at -3 EV on train photos, so they are the fallback),
+    # then the noise that brightening revealed, neural first.
+    IntentSpec("low_light", "a night or very dark shot: bring up the light, then clean the noise it reveals",
+               r.low_light, first={"p99_L": ("night_exposure", "low_light"), "noise_sigma": ("neural_denoise_last",)}),
+    IntentSpec("upscale", "enlarge the photo 2x or 4x with new detail (super-resolution)", r.upscale),
+    IntentSpec("bluer", "a deeper blue in a region (the sky), the rest left as it is", r.bluer, region=True),
+    # found by measurement only ("restore this photo"): no phrases, never named by a language model
+    IntentSpec("set_levels", "set the black and white points of a veiled photo", r.set_levels, asked=False,
+               offered=False, first={"p01_L": ("levels",), "p99_L": ("levels",)}),
+    IntentSpec("deblur", "undo a measured blur with one solved unsharp mask", r.deblur, asked=False, offered=False),
+    IntentSpec("deblock", "smooth JPEG blocks and ringing in one pass", r.deblock, asked=False, offered=False),
+    IntentSpec("neutralize_light", "remove part of the light's measured cast", r.neutralize_light, asked=False,
+               offered=False),
+    IntentSpec("natural", "the learned prior's correction (agent/natural.py)", r.natural, asked=False,
+               offered=False),
+]
+
+INTENTS: dict[str, IntentSpec] = {s.name: s for s in _SPECS}
+
+
+def register(*specs: IntentSpec) -> None:
+    """Add (or replace) intents; each opposite must be registered (here or before) and name it back."""
+    before = dict(INTENTS)
+    INTENTS.update({spec.name: spec for spec in specs})
+    try:
+        check()
+    except ValueError:
+        INTENTS.clear()
+        INTENTS.update(before)
+        raise
+
+
+def check() -> None:
+    """Every opposite is a registered intent that names its partner back."""
+    for spec in INTENTS.values():
+        for other in spec.opposite:
+            if spec.name not in opposites(other):
+                raise ValueError(f"intent {spec.name!r}: its opposite {other!r} must be registered and list "
+                                 f"{spec.name!r} in its own `opposite`")
+
+
+def opposites(name: str) -> set[str]:
+    """The intents `name` contradicts (empty for an unknown name)."""
+    spec = INTENTS.get(name)
+    return set(spec.opposite) if spec else set()

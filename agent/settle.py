@@ -1,0 +1,170 @@
+"""Settling intents by measurement: which way "fix the exposure" goes, what "restore" fixes, and
+the magnitudes the learned prior gives (agent/natural.py).
+
+`resolve(intent, s, nat)` answers (intent as named, target kind) pairs: the kind names the
+`IntentSpec` whose recipe computes the targets (agent/intent_spec.py), e.g. a "fix the exposure"
+on a dark photo is named brighten and measured as fix_exposure.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from agent import natural as _natural
+from agent.recipes import (
+    BLACK_OK,
+    BLOCK_MIN,
+    BLUR_MIN,
+    CAST_OK,
+    EXPOSE_MEAN,
+    EXPOSE_MIN,
+    EXPOSE_WHITE,
+    EXPOSURE_OK,
+    LIGHT_MIN,
+    NATURAL_TOL,
+    NOISE_MIN,
+    stops_to,
+)
+from agent.targets import Intent
+
+
+def _prior_aim(nat: _natural.Natural, steps: list[dict[str, Any]], metrics: tuple[str, ...]) -> dict[str, float]:
+    after = nat.stats if steps == nat.steps() else nat.stats_after(steps)
+    return {k: round(float(getattr(after, k)), 4) for k in metrics}
+
+
+
+def _by_prior(intent: Intent, s: Any, nat: _natural.Natural | None) -> list[tuple[Intent, str]] | None:
+    """Intents the prior gives a magnitude (agent/natural.py); None: the rules decide."""
+    if nat is None or s is None:
+        return None
+    n, c = intent.name, nat.correction
+    measured = {"source": "measurement"}
+    if n == "enhance":
+        return _blind(intent, s, nat)
+    exposure = n in ("brighten", "darken") and intent.stops is None and intent.percent is None and not intent.region
+    if n == "fix_exposure" or exposure:
+        if n == "fix_exposure":
+            if abs(c.stops) < _natural.EXPOSURE_OK_STOPS:
+                return []  # the prior finds the exposure right: nothing to fix (said in the notes)
+            direction, degree = math.copysign(1.0, c.stops), 1.0
+        else:
+            direction, degree = (1.0 if n == "brighten" else -1.0), intent.degree
+        stops = round(_natural.exposure_stops(c.stops, direction, degree), 2)
+        steps = [{"tool": "exposure", "params": {"stops": stops}}]
+        name = "brighten" if stops > 0 else "darken"
+        # any planner's way there counts: from half to one and a half times the stops (within the band)
+        ends = [_prior_aim(nat, [{"tool": "exposure", "params": {"stops": x}}], ("mean_L",))["mean_L"]
+                for x in _natural.exposure_range(stops, degree)]
+        inner, outer = ends  # the smaller change's landing is the bound nearest the original: no slack there
+        slack = NATURAL_TOL["mean_L"] / 2
+        aim = {"mean_L": (inner, outer + slack) if stops > 0 else (outer - slack, inner)}
+        return [(intent.model_copy(update={"name": name, "stops": stops, "steps": steps, "aim": aim, **measured}),
+                 "natural")]
+    return None
+
+
+
+def _blind(intent: Intent, s: Any, nat: _natural.Natural) -> list[tuple[Intent, str]]:
+    """A blind restore: each fault read by the estimator that reads it best on held-out photos.
+
+    The prior reads exposure, noise and blur better than the measured rules (evals/prior_train.py
+    --report) and abstains on tint, contrast, saturation and levels (its shrink factors are 0):
+    exposure (and its white balance, where the rules see no light cast) comes from the prior, at
+    `BLIND_STRENGTH`; a lifted black point, the light's cast, flat contrast and dull colour from
+    the rules (`restore`); denoise and deblur only when the prior sees the noise or blur too.
+    """
+    c = nat.correction
+    rules = [(i, k) for i, k in restore(intent, s)
+             if k not in ("fix_exposure", "recover_highlights") and i.name not in ("brighten", "darken")
+             and (k != "denoise" or c.noise >= _natural.NOISE_SEEN)
+             and (k != "deblur" or c.blur >= _natural.BLUR_SEEN)]
+    kinds = {k for _, k in rules}
+    tools = tuple(t for t in _natural.TONE_TOOLS
+                  if not (t == "white_balance" and "neutralize_light" in kinds)  # the measured cast decides
+                  and not (t in ("exposure", "levels") and "set_levels" in kinds))  # a veiled photo: levels first
+    steps = nat.steps(tools, _natural.BLIND_STRENGTH)
+    if not steps:
+        return rules or [(intent.model_copy(update={"source": "measurement"}), "enhance")]
+    metrics = ("mean_L",) + (("cast_a", "cast_b") if any(x["tool"] == "white_balance" for x in steps) else ())
+    metrics += tuple(m for t, m in (("contrast", "rms_contrast"), ("saturation", "mean_saturation"))
+                     if any(x["tool"] == t for x in steps))
+    update = {"name": "restore", "steps": steps, "aim": _prior_aim(nat, steps, metrics), "source": "measurement"}
+    return [(intent.model_copy(update=update), "natural"), *rules]
+
+
+
+def resolve(intent: Intent, s: Any, nat: _natural.Natural | None = None) -> list[tuple[Intent, str]]:
+    """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
+    by_prior = _by_prior(intent, s, nat)
+    if by_prior is not None:
+        return by_prior
+    n = intent.name
+    if n == "bluer" and not intent.region:  # "bluer" with no region named: the whole photo cooler
+        return [(intent.model_copy(update={"name": "cooler"}), "cooler")]
+    if s is None:
+        if n == "fix_color":
+            return [(intent.model_copy(update={"name": "neutralize_cast"}), "neutralize_cast")]
+        if n == "enhance":
+            return [(intent.model_copy(update={"name": k}), k)
+                    for k in ("fix_exposure", "neutralize_cast")]
+        return [(intent, n)]
+    measured = {"source": "measurement"}
+    if n == "fix_exposure":
+        m = s.mean_L
+        name = "brighten" if m < EXPOSURE_OK[0] else "darken" if m > EXPOSURE_OK[1] else n
+        return [(intent.model_copy(update={"name": name, **measured}), "fix_exposure")]
+    if n == "fix_color":
+        name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
+        return [(intent.model_copy(update={"name": name, **measured}), name)]
+    if n == "enhance":
+        found = restore(intent, s)
+        return found or [(intent.model_copy(update=measured), "enhance")]
+    return [(intent, n)]
+
+
+
+def restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
+    """The unasked fixes of a blind goal, each as far as the measurements give evidence for.
+
+    Each fix needs evidence that clean photos rarely show, and goes no further than
+    the evidence: the light's cast only where four estimates of it agree
+    (`tools.analysis._illuminant`; a warm scene under white light reads ~0); levels
+    only for a lifted black point; exposure only when the white point and the mean
+    agree on the direction, by the smaller of their two changes (a low-key photo has
+    a low mean but a normal white point). Earlier, gentle fixes of everything (degree
+    0.5, no cast) left hazy, flat and cast photos far from clean (see the README's Evals).
+    """
+    measured = {"source": "measurement"}
+    gentle = {**measured, "degree": 0.5}
+
+    def make(name: str, kind: str | None = None, **update: Any) -> tuple[Intent, str]:
+        return intent.model_copy(update={"name": name, **measured, **update}), kind or name
+
+    found: list[tuple[Intent, str]] = []
+    light = (getattr(s, "illuminant_a", 0.0), getattr(s, "illuminant_b", 0.0))
+    if max(abs(light[0]), abs(light[1])) >= LIGHT_MIN:
+        found.append(make("neutralize_cast", "neutralize_light"))
+    veiled = s.p01_L > BLACK_OK
+    if veiled:
+        found.append(make("set_levels"))
+    else:
+        by_white = stops_to(s.p99_L, EXPOSE_WHITE)
+        by_mean = stops_to(s.mean_L, EXPOSE_MEAN)
+        if by_white * by_mean > 0 and min(abs(by_white), abs(by_mean)) >= EXPOSE_MIN:
+            stops = math.copysign(min(abs(by_white), abs(by_mean)), by_mean)
+            found.append(make("brighten" if stops > 0 else "darken", stops=round(stops, 2)))
+    if s.clipped_highlights_pct > 3 and not any(k in ("darken", "set_levels") for _, k in found):
+        found.append(make("recover_highlights", **gentle))
+    checks = [("more_contrast", s.rms_contrast < 0.14 and not veiled),
+              ("more_saturation", s.mean_saturation < 0.12 and s.colorfulness > 3 and not veiled)]
+    found += [make(k, **gentle) for k, bad in checks if bad]
+    if s.noise_sigma > NOISE_MIN:
+        found.append(make("denoise"))
+    elif getattr(s, "blockiness", 1.0) > BLOCK_MIN:  # a denoise smooths blocks too
+        found.append(make("deblock"))
+    if getattr(s, "blur_sigma", 0.0) > BLUR_MIN:
+        found.append(make("deblur"))
+    return found
+
