@@ -1,7 +1,8 @@
-"""The Python API: `edit(image_or_path, goal, **options) -> EditResult`.
+"""The Python API: `edit(image_or_path, goal, options=EditOptions(...), **options) -> EditResult`.
 
     from agent.api import edit
     result = edit("photo.jpg", "brighten a bit and fix the blue cast")
+    result = edit("photo.jpg", "warmer", lock=0.9, max_steps=4)   # single options as keywords
     result.save("photo-edited.jpg")
     print(result.summary())
 """
@@ -15,9 +16,21 @@ from typing import Any
 
 import torch
 
+from agent import wishes
+from agent.accounting import Accountant
 from agent.chat import Session  # noqa: F401  (conversational sessions: Session.open(...).say(...))
+from agent.configure import BUDGET_FIELDS, OPTION_FIELDS, edit_options, loop_options
+from agent.critics import make_critic
+from agent.goals import Goal, parse_goal
 from agent.loop import LoopResult, TraceEntry, run_loop
-from agent.state import DEFAULT_PREVIEW, EditSession
+from agent.natural import natural_of
+from agent.options import EditOptions
+from agent.planners import make_planner
+from agent.settings import Settings, load_settings
+from agent.state import EditSession, preview_of
+from tools.analysis import measure
+from tools.io import LoadedImage, load_image, pixel_limit
+from tools.masks import fit_mask
 from tools.recipe import Recipe, apply_recipe
 
 
@@ -113,62 +126,70 @@ class EditResult:
 
 
 def edit(
-    image: str | Path | torch.Tensor | Any,
-    goal: str | Any,
+    image: str | Path | torch.Tensor | LoadedImage,
+    goal: str | Goal,
     *,
     model: str | Any | None = None,
+    options: EditOptions | None = None,
     reference: str | Path | torch.Tensor | None = None,
-    lock: float = 0.80,
-    max_steps: int = 8,
-    max_seconds: float | None = None,
-    max_model_calls: int | None = None,
-    preview: int = DEFAULT_PREVIEW,
-    masks: dict[str, torch.Tensor] | None = None,
-    base_url: str | None = None,
-    vision: bool = False,
-    max_pixels: int | None = None,
-    on_event: Any = None,
     critic: str | Any | None = None,
-    max_cost_usd: float | None = None,
-    timeout: float | None = None,
-    max_retries: int | None = None,
-    settings: Any = None,
+    masks: dict[str, torch.Tensor] | None = None,
     region: torch.Tensor | None = None,
-    prior: bool = True,
+    settings: Settings | None = None,
+    on_event: Any = None,
+    **flat: Any,
 ) -> EditResult:
     """Edit a photo toward a goal in words; returns the best version found.
 
     `image`: a path, a (1,3,H,W) tensor in [0,1], or a `tools.io.LoadedImage`.
     `goal`: an instruction ("brighten a bit and fix the blue cast") or an `agent.goals.Goal`.
     `model`: "offline" (embedded planner), "provider:model", "hf:/path", or a LangChain chat model.
+    `options`: an `agent.options.EditOptions` (lock, budget, preview, prior, vision, ...); `flat`
+    keywords set single options on top of it (`lock=0.7`, `max_steps=4`, `prior=False`: the
+    EditOptions and Budget fields) or, for the names of settings (`base_url`, `timeout`,
+    `max_retries`, ...), override `settings` (default: `agent.settings.load_settings()`:
+    IMAGENT_* variables and imagent.toml), which also fill the budgets left unset.
     `region`: a (1,1,H,W) mask (white = edit): every edit is confined to it and the photo is
     measured inside its bounding box (`imagent edit --mask`).
     `critic`: "offline" (measurements), "none", "provider:model" (a vision model), or a critic object.
-    `prior`: magnitudes from the learned prior (agent/natural.py); False: the rules alone.
-    Options left as None come from `settings` (default: `agent.settings.load_settings()`:
-    IMAGENT_* variables and imagent.toml).
     """
-    from agent import wishes
-    from agent.accounting import Accountant
-    from agent.critics import make_critic
-    from agent.goals import Budget, Goal, parse_goal
-    from agent.planners import make_planner
-    from agent.settings import load_settings
-    from tools.analysis import measure
-    from tools.io import LoadedImage, load_image, pixel_limit
-
+    given = {k: v for k, v in flat.items() if k not in BUDGET_FIELDS and k not in OPTION_FIELDS}
     cfg = settings or load_settings(model=model if isinstance(model, str) else None,
-                                    critic=critic if isinstance(critic, str) else None, base_url=base_url,
-                                    max_seconds=max_seconds, max_model_calls=max_model_calls,
-                                    max_cost_usd=max_cost_usd, timeout=timeout, max_retries=max_retries)
-    # Models first: a missing package or key fails before any image or language model is loaded.
+                                    critic=critic if isinstance(critic, str) else None, **given)
+    opts = edit_options(options, cfg, **{k: v for k, v in flat.items() if k not in given})
+    planner, judge = _models(cfg, model, critic)  # a missing package or key fails before any image is read
+    accountant = Accountant(prices=dict(cfg.prices))
+    source, full = _load(image, opts.max_pixels or pixel_limit())
+    ref = None
+    if reference is not None:
+        ref = load_image(reference, max_pixels=opts.max_pixels or pixel_limit()).image \
+            if isinstance(reference, (str, Path)) else reference
+    start = _Start(goal, opts, masks or {}, region, ref)
+    session, g = start(full)
+    # Direct wishes (a look, a vignette; crop, rotate, flip): applied as asked, not searched for.
+    # A look is the new starting point of the measured edits, the framing comes after them.
+    before, after = wishes.recipes(g)
+    if before.steps:
+        session, g = start(apply_recipe(full, before))
+    _check_prices(g.budget, accountant, planner, judge)
+    result = run_loop(session, g, planner, budget=g.budget, reference=ref, on_event=on_event, critic=judge,
+                      accountant=accountant, region="region" if region is not None else None,
+                      **loop_options(opts))
+    return _result(session, g, result, full, source, before, after)
+
+
+def _models(cfg: Settings, model: str | Any | None, critic: str | Any | None) -> tuple[Any, Any]:
+    """The planner and the critic: objects as given, names made from the settings."""
     calls = {"timeout": cfg.timeout, "max_retries": cfg.max_retries}
     planner = model if model is not None and not isinstance(model, str) else \
         make_planner(cfg.model, base_url=cfg.base_url, **calls)
     judge = critic if critic is not None and not isinstance(critic, str) else \
         make_critic(cfg.critic, base_url=cfg.critic_base_url or cfg.base_url, **calls)
-    accountant = Accountant(prices=dict(cfg.prices))
-    max_pixels = max_pixels or pixel_limit()
+    return planner, judge
+
+
+def _load(image: str | Path | torch.Tensor | LoadedImage, max_pixels: int) -> tuple[LoadedImage | None, torch.Tensor]:
+    """(the loaded file or None, the (1,3,H,W) image) of `edit`'s `image` argument."""
     source = None
     if isinstance(image, (str, Path)):
         source = load_image(image, max_pixels=max_pixels)
@@ -177,42 +198,41 @@ def edit(
     full = source.image if source is not None else image
     if not isinstance(full, torch.Tensor) or full.ndim != 4 or full.shape[:2] != (1, 3):
         raise ValueError("image must be a path, a LoadedImage or a (1,3,H,W) tensor in [0,1]")
-    ref = None
-    if reference is not None:
-        ref = load_image(reference, max_pixels=max_pixels).image if isinstance(reference, (str, Path)) else reference
+    return source, full
 
-    def start(image: torch.Tensor) -> tuple[EditSession, Goal]:
-        session = EditSession(image, preview_size=preview)
-        for name, m in (masks or {}).items():
+
+@dataclass
+class _Start:
+    """An edit's starting point on an image: its EditSession (masks, region) and its parsed Goal."""
+
+    goal: str | Goal
+    options: EditOptions
+    masks: dict[str, torch.Tensor]
+    region: torch.Tensor | None
+    reference: torch.Tensor | None
+
+    def __call__(self, image: torch.Tensor) -> tuple[EditSession, Goal]:
+        opts = self.options
+        session = EditSession(image, preview_size=opts.preview)
+        for name, m in self.masks.items():
             session.add_mask(name, m)
-        if region is not None:
-            from tools.masks import fit_mask
-
-            session.add_mask("region", fit_mask(region, image, where="--mask"))
-        if isinstance(goal, Goal):
-            return session, goal
-        ref_stats = None if ref is None else measure(_preview(ref, preview))
-        seen = session.measure("v0", "region" if region is not None else None)
+        if self.region is not None:
+            session.add_mask("region", fit_mask(self.region, image, where="--mask"))
+        if isinstance(self.goal, Goal):
+            return session, self.goal
+        ref_stats = None if self.reference is None else measure(preview_of(self.reference, opts.preview))
+        seen = session.measure("v0", "region" if self.region is not None else None)
         natural = None
-        if prior and region is None:
-            from agent.natural import natural_of
-
+        if opts.prior and self.region is None:
             natural = lambda: natural_of(session.original)  # noqa: E731
-        return session, parse_goal(str(goal), seen, reference_stats=ref_stats, lock=lock, budget=budget,
-                                   image_size=(int(image.shape[-1]), int(image.shape[-2])), natural=natural)
+        return session, parse_goal(str(self.goal), seen, reference_stats=ref_stats, lock=opts.lock,
+                                   budget=opts.budget, natural=natural,
+                                   image_size=(int(image.shape[-1]), int(image.shape[-2])))
 
-    budget = Budget(max_steps=max_steps, max_seconds=cfg.max_seconds, max_model_calls=cfg.max_model_calls,
-                    max_cost_usd=cfg.max_cost_usd)
-    session, g = start(full)
-    # Direct wishes (a look, a vignette; crop, rotate, flip): applied as asked, not searched for.
-    # A look is the new starting point of the measured edits, the framing comes after them.
-    before, after = wishes.recipes(g)
-    if before.steps:
-        session, g = start(apply_recipe(full, before))
-    _check_prices(g.budget, accountant, planner, judge)
-    result = run_loop(session, g, planner, budget=g.budget, reference=ref, vision=vision, on_event=on_event,
-                      critic=judge, accountant=accountant, region="region" if region is not None else None,
-                      op_timeout=cfg.op_timeout, max_invalid_calls=cfg.max_invalid_calls)
+
+def _result(session: EditSession, goal: Goal, result: LoopResult, full: torch.Tensor, source: Any,
+            before: Recipe, after: Recipe) -> EditResult:
+    """The EditResult of a finished loop: the best version rendered at full resolution."""
     best = result.best
     recipe, image = best.recipe, None
     if before.steps or after.steps:  # one recipe from the original, rendered as `imagent apply` renders it
@@ -221,7 +241,7 @@ def edit(
     return EditResult(
         image=session.render(best.id) if image is None else image,
         recipe=recipe,
-        goal=g,
+        goal=goal,
         score=best.score,
         original_score=session.versions["v0"].score,
         stats_before=session.versions["v0"].stats,
@@ -248,9 +268,3 @@ def _check_prices(budget: Any, accountant: Any, planner: Any, critic: Any) -> No
             raise UserError(f"a cost budget needs the price of {key}; add it to imagent.toml as "
                             f"[prices.\"{key}\"] input = <USD per 1M tokens>, output = <USD per 1M tokens> "
                             f"(or IMAGENT_PRICES='{{\"{key}\": {{\"input\": 1, \"output\": 2}}}}')")
-
-
-def _preview(image: torch.Tensor, size: int) -> torch.Tensor:
-    from agent.state import preview_of
-
-    return preview_of(image, size)

@@ -25,10 +25,14 @@ import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agent.configure import edit_options
 from agent.errors import ExitCode, UserError
+from agent.options import EditOptions
+from agent.runtime import pixel_limit, worker_env
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"}
 CSV_FIELDS = ["file", "status", "outcome", "exit_status", "output", "targets_met", "targets_total", "structure",
@@ -48,6 +52,9 @@ def run_batch(
     goal: str,
     *,
     model: str | Any = "offline",
+    critic: str | Any | None = None,
+    base_url: str | None = None,
+    options: EditOptions | None = None,
     workers: int = 1,
     engine: str = "local",
     ray_address: str | None = None,
@@ -55,9 +62,12 @@ def run_batch(
     resume: bool = False,
     max_photo_seconds: float | None = None,
     max_photo_memory: int | None = None,
-    **options: Any,
+    **flat: Any,
 ) -> list[dict[str, Any]]:
     """Edit each image in `in_dir` into `out_dir`; returns one row per file (sorted by file).
+
+    Every photo is edited with `options` (an EditOptions; `flat`: single options on top, as
+    `agent.api.edit` takes them), resolved once against the settings here.
 
     Rows are appended to out_dir/summary.csv as photos finish; at the end it is rewritten whole
     and sorted. engine "local": worker processes when a cap is set, else threads (torch and
@@ -76,7 +86,8 @@ def run_batch(
     if not files:
         raise UserError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {in_dir}")
     names = {p.name for p in files}
-    check_specs(model, options.get("critic"), options.get("base_url"))  # a bad one fails once, here
+    check_specs(model, critic, base_url)  # a bad one fails once, here
+    job = Job(model, critic, base_url, edit_options(options, **flat))
     out_dir.mkdir(parents=True, exist_ok=True)
 
     summary = Summary(out_dir / "summary.csv", resume=resume, keep=names)
@@ -84,19 +95,17 @@ def run_batch(
     if console is not None and resume:
         console.print(f"resume: {len(files) - len(todo)} photo(s) already done, {len(todo)} to edit")
     caps = max_photo_seconds is not None or max_photo_memory is not None
-    portable = (model is None or isinstance(model, str)) and not any(
-        not isinstance(v, (str, int, float, bool, type(None))) for v in options.values())
-    if caps and engine == "local" and not portable:
+    if caps and engine == "local" and not job.portable:
         raise UserError("per-photo caps run photos in worker processes, which need the model and critic "
                         "named by a string; pass max_photo_seconds=None and max_photo_memory=None")
     rows = list(summary.done.values())
     pool = None
     if caps and engine == "local":
-        pool = Pool(workers, goal, out_dir, model, options, max_photo_seconds, max_photo_memory)
+        pool = Pool(workers, goal, out_dir, job, max_photo_seconds, max_photo_memory)
         pool.start(len(todo))  # the workers import torch while this process goes on
         stream: Iterator[dict[str, Any]] = pool.map(todo)
     else:
-        stream = _in_process(todo, goal, out_dir, model, workers, engine, ray_address, options)
+        stream = _in_process(todo, goal, out_dir, job, workers, engine, ray_address)
     try:
         summary.open()
         with Progress(console=console, transient=False) as progress:
@@ -124,23 +133,49 @@ def exit_status(rows: list[dict[str, Any]]) -> int:
 # ------------------------------------------------------------------ one photo
 
 
-def edit_one(path: Path, goal: str, out_dir: Path, model: Any, options: dict[str, Any],
-             memory: int | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Job:
+    """What every photo of a batch is edited with: the models and the resolved options."""
+
+    model: str | Any
+    critic: str | Any | None
+    base_url: str | None
+    options: EditOptions
+
+    @property
+    def portable(self) -> bool:
+        """Whether a worker process can rebuild it (models named by strings)."""
+        return all(m is None or isinstance(m, str) for m in (self.model, self.critic))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, "critic": self.critic, "base_url": self.base_url,
+                "options": self.options.model_dump(mode="json")}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Job:
+        return cls(data["model"], data["critic"], data["base_url"], EditOptions.model_validate(data["options"]))
+
+    def edit(self, path: Path | Any, goal: str) -> Any:
+        from agent.api import edit
+
+        return edit(path, goal, model=self.model, critic=self.critic, base_url=self.base_url, options=self.options)
+
+
+def edit_one(path: Path, goal: str, out_dir: Path, job: Job, memory: int | None = None) -> dict[str, Any]:
     """Edit one photo into out_dir; a row for summary.csv, never an exception."""
-    from agent.api import edit
     from tools.io import ImageLoadError, read_header
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"file": path.name}
     try:
         if memory is not None:
-            _, w, h = read_header(path, max_pixels=options.get("max_pixels"))
+            _, w, h = read_header(path, max_pixels=job.options.max_pixels)
             if w * h * LOAD_BYTES_PER_PIXEL > memory:
                 raise _OverCap(f"{path.name} is {w:,} x {h:,} px: loading it alone needs about "
                                f"{_size(w * h * LOAD_BYTES_PER_PIXEL)}, over the {_size(memory)} per-photo "
                                f"memory cap; {_MEMORY_FIX}")
         _hook(path)
-        result = edit(path, goal, model=model, **options)
+        result = job.edit(path, goal)
         out = result.save(out_dir / path.name)
         s = result.score
         row.update(status="ok", outcome=result.outcome, exit_status=result.exit_code, output=str(out),
@@ -196,24 +231,21 @@ def _hook(path: Path) -> None:
         getattr(importlib.import_module(module), name)(path)
 
 
-def _in_process(files: list[Path], goal: str, out_dir: Path, model: Any, workers: int, engine: str,
-                ray_address: str | None, options: dict[str, Any]) -> Iterator[dict[str, Any]]:
+def _in_process(files: list[Path], goal: str, out_dir: Path, job: Job, workers: int, engine: str,
+                ray_address: str | None) -> Iterator[dict[str, Any]]:
     from agent.engines import make_engine
-    from tools.io import pixel_limit, set_pixel_limit
 
     def one(path: Path) -> dict[str, Any]:
-        return edit_one(path, goal, out_dir, model, options)
+        return edit_one(path, goal, out_dir, job)
 
-    before = pixel_limit()
-    if options.get("max_pixels"):  # Pillow and OpenCV follow the batch's limit in this process
-        set_pixel_limit(int(options["max_pixels"]))
-    runner = make_engine(engine, workers, ray_address)
-    try:
-        yield from runner.map(one, [(p,) for p in files])
-    finally:
-        if hasattr(runner, "close"):
-            runner.close()
-        set_pixel_limit(before)  # a library call must not change the process for later ones
+    # Pillow and OpenCV follow the batch's limit in this process, for this batch only
+    with pixel_limit(job.options.max_pixels):
+        runner = make_engine(engine, workers, ray_address)
+        try:
+            yield from runner.map(one, [(p,) for p in files])
+        finally:
+            if hasattr(runner, "close"):
+                runner.close()
 
 
 # ------------------------------------------------------------------ summary.csv
@@ -290,24 +322,14 @@ def _print_table(console: Any, rows: list[dict[str, Any]], out_dir: Path) -> Non
 class Pool:
     """`workers` long-lived worker processes; one over its time cap is killed and replaced."""
 
-    def __init__(self, workers: int, goal: str, out_dir: Path, model: Any, options: dict[str, Any],
-                 seconds: float | None, memory: int | None) -> None:
+    def __init__(self, workers: int, goal: str, out_dir: Path, job: Job, seconds: float | None,
+                 memory: int | None) -> None:
         self.size = max(1, workers)
         self.seconds = seconds
         self.live: list[_Worker] = []
         self.idle: list[_Worker] = []
-        self.config = {"goal": goal, "out_dir": str(out_dir), "model": model, "options": options, "memory": memory}
-        self.env = dict(os.environ)
-        # Fewer arenas: glibc reserves 64 MB of address space per thread arena, which RLIMIT_AS counts.
-        self.env.setdefault("MALLOC_ARENA_MAX", "2")
-        threads = max(1, (os.cpu_count() or 1) // self.size)
-        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-            self.env.setdefault(var, str(threads))
-        if options.get("max_pixels"):  # OpenCV reads it once, when cv2 is imported
-            self.env["OPENCV_IO_MAX_IMAGE_PIXELS"] = str(options["max_pixels"])
-        # the worker imports this very package, installed or not
-        root = str(Path(__file__).resolve().parents[1])
-        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (root, self.env.get("PYTHONPATH")) if p)
+        self.config = {"goal": goal, "out_dir": str(out_dir), "job": job.to_json(), "memory": memory}
+        self.env = worker_env(self.size, job.options.max_pixels)
 
     def _spawn(self) -> _Worker:
         proc = subprocess.Popen([sys.executable, "-m", "agent.batch"], stdin=subprocess.PIPE,
@@ -457,12 +479,12 @@ def _worker() -> None:
         proto.write(json.dumps(msg, default=str) + "\n")
 
     cfg = json.loads(sys.stdin.readline())
-    options, memory, out_dir = cfg["options"], cfg["memory"], Path(cfg["out_dir"])
+    job, memory, out_dir = Job.from_json(cfg["job"]), cfg["memory"], Path(cfg["out_dir"])
     from tools.io import set_pixel_limit
 
-    if options.get("max_pixels"):
-        set_pixel_limit(int(options["max_pixels"]))
-    _warm_up(cfg["goal"], cfg["model"], options)
+    if job.options.max_pixels:  # this process edits only the batch's photos
+        set_pixel_limit(job.options.max_pixels)
+    _warm_up(cfg["goal"], job)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     for line in sys.stdin:
         path = Path(json.loads(line)["file"])
@@ -473,24 +495,22 @@ def _worker() -> None:
             base = int(_status_mb("/proc/self/status", "VmSize") or 0) << 20
             resource.setrlimit(resource.RLIMIT_AS, (min(base + memory, hard) if hard > 0 else base + memory, hard))
         try:
-            row = edit_one(path, cfg["goal"], out_dir, cfg["model"], options, memory)
+            row = edit_one(path, cfg["goal"], out_dir, job, memory)
         finally:
             resource.setrlimit(resource.RLIMIT_AS, (hard, hard))
         row["peak_mb"] = _status_mb("/proc/self/status", "VmHWM")
         send({"row": row})
 
 
-def _warm_up(goal: str, model: Any, options: dict[str, Any]) -> None:
+def _warm_up(goal: str, job: Job) -> None:
     """Load what every photo needs (models, thread pools) before any cap counts; only with
     local models, so no paid call is made."""
     import torch
 
     torch.ones(512, 512).sum()
-    import agent.api
-
-    if model in (None, "offline") and options.get("critic") in (None, "offline", "none"):
+    if job.model in (None, "offline") and job.critic in (None, "offline", "none"):
         try:
-            agent.api.edit(torch.full((1, 3, 64, 64), 0.3), goal, model=model, **options)
+            job.edit(torch.full((1, 3, 64, 64), 0.3), goal)
         except Exception:  # the first photo will say what is wrong, in its row
             pass
 

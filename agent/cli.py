@@ -52,6 +52,30 @@ def pixel_policy(max_pixels: int | None) -> int:
 LookOpt = Annotated[Path | None, typer.Option(
     help="A .cube 3-D LUT (from Resolve, Lightroom, `imagent export`): applied as the last step.")]
 
+# The flags of an edit's options (agent.options.EditOptions), shared by edit, batch and chat;
+# a flag left out (None) takes the setting (IMAGENT_*, imagent.toml), else EditOptions' default.
+LockOpt = Annotated[float | None, typer.Option(help="Minimum structural similarity to the original (0-1) [default: 0.8].")]
+MaxStepsOpt = Annotated[int | None, typer.Option(help="Most edits to try [default: 8].")]
+MaxSecondsOpt = Annotated[float | None, typer.Option(help="Time budget in seconds [default: 120].")]
+MaxCallsOpt = Annotated[int | None, typer.Option(help="Most model calls, planner and critic [default: 24].")]
+MaxCostOpt = Annotated[float | None, typer.Option(help="Cost budget in USD (needs the models' prices).")]
+PreviewOpt = Annotated[int | None, typer.Option(help="Long side of the working preview in px [default: 1024].")]
+VisionOpt = Annotated[str | None, typer.Option(
+    help="auto | on | off: show the planner the preview as an image (auto: when the model accepts images) "
+         "[default: auto].")]
+CritiqueEveryOpt = Annotated[int | None, typer.Option(
+    help="With a model critic, critique the result every N turns [default: 1].")]
+
+
+def edit_flags(*, settings: Any = None, max_calls: int | None = None, max_cost: float | None = None,
+               **flags: Any) -> Any:
+    """The EditOptions of a command's flags (the *Opt flags above: lock, max_steps, max_seconds,
+    preview, vision, critique_every, max_pixels; max_calls, max_cost), `settings` (default: loaded)
+    filling the rest."""
+    from agent.configure import edit_options
+
+    return edit_options(settings=settings, max_model_calls=max_calls, max_cost_usd=max_cost, **flags)
+
 
 @app.callback()
 def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False) -> None:
@@ -162,13 +186,15 @@ def edit_cmd(
     critic: Annotated[str | None, typer.Option(help="offline | none | provider:model (a vision model) | hf:/local/path [default: offline]")] = None,
     reference: Annotated[Path | None, typer.Option(help="A photo whose look to match.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Grayscale PNG (white = edit): restrict the goal to this region.")] = None,
-    lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
-    max_steps: Annotated[int, typer.Option(help="Most edits to try.")] = 8,
-    max_seconds: Annotated[float | None, typer.Option(help="Time budget in seconds [default: 120].")] = None,
-    max_calls: Annotated[int | None, typer.Option(help="Most model calls, planner and critic [default: 24].")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Cost budget in USD (needs the models' prices).")] = None,
+    lock: LockOpt = None,
+    max_steps: MaxStepsOpt = None,
+    max_seconds: MaxSecondsOpt = None,
+    max_calls: MaxCallsOpt = None,
+    max_cost: MaxCostOpt = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds before a model request is retried [default: 60].")] = None,
-    preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
+    preview: PreviewOpt = None,
+    vision: VisionOpt = None,
+    critique_every: CritiqueEveryOpt = None,
     recipe: Annotated[Path | None, typer.Option(help="Also write the recipe (JSON) here.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Also write the trace (JSON) here.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (vLLM, llama.cpp, LM Studio).")] = None,
@@ -192,6 +218,9 @@ def edit_cmd(
                   {"photo": image, "--reference": reference, "--mask": mask, "--look": look}, overwrite=overwrite)
     check_output_path(output, source=image, overwrite=overwrite)
     max_pixels = pixel_policy(max_pixels)
+    options = edit_flags(lock=lock, max_steps=max_steps, max_seconds=max_seconds, max_calls=max_calls,
+                         max_cost=max_cost, preview=preview, vision=vision, critique_every=critique_every,
+                         max_pixels=max_pixels)  # a bad value fails before any photo is read
     looked = look_step(look, beside=recipe) if look is not None else None
     source = load_image(image, max_pixels=max_pixels)  # a bad input fails before any table is drawn
     region = None
@@ -209,10 +238,8 @@ def edit_cmd(
             _add_step_row(table, e)
             live.update(table)
 
-        result = edit(source, goal, model=model, reference=reference, lock=lock, max_steps=max_steps,
-                      max_seconds=max_seconds, preview=preview, base_url=base_url, max_pixels=max_pixels,
-                      on_event=on_event, critic=critic, max_model_calls=max_calls,
-                      max_cost_usd=max_cost, timeout=timeout, region=region)
+        result = edit(source, goal, model=model, options=options, reference=reference, critic=critic,
+                      region=region, on_event=on_event, base_url=base_url, timeout=timeout)
     if table.row_count:
         console.print(table)
     if result.outcome == "nothing" and not result.goal.intents:

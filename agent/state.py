@@ -43,6 +43,23 @@ class Version:
     note: str = ""
 
 
+# The measurements that summarise a version (its stats' and score's headline numbers): what a
+# chat session stores per version and what the loop reports a step changed.
+KEY_METRICS = ("mean_L", "p05_L", "p95_L", "clipped_shadows_pct", "clipped_highlights_pct", "rms_contrast",
+               "colorfulness", "cast_a", "cast_b", "mean_saturation", "noise_sigma", "sharpness")
+
+
+def key_metrics(v: Version) -> dict[str, float]:
+    """A version's KEY_METRICS (those its stats have), its structure and combined score, rounded."""
+    out: dict[str, float] = {}
+    if v.stats is not None:
+        out = {k: round(float(getattr(v.stats, k)), 4) for k in KEY_METRICS if hasattr(v.stats, k)}
+    if v.score is not None:
+        out["structure"] = round(float(v.score.structure), 4)
+        out["combined"] = round(float(v.score.combined), 4)
+    return out
+
+
 @dataclass
 class EditSession:
     """Holds the original (full resolution and preview), the versions and the named masks."""

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import app, console
+from agent.cli import (
+    CritiqueEveryOpt,
+    LockOpt,
+    MaxCostOpt,
+    MaxStepsOpt,
+    PreviewOpt,
+    VisionOpt,
+    app,
+    console,
+    edit_flags,
+)
 
 
 @app.command("batch")
@@ -17,13 +27,15 @@ def batch_cmd(
     out_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for the edited photos (created).")],
     model: Annotated[str | None, typer.Option(help="offline | local | gguf:/path/model.gguf | provider:model | hf:/local/path [default: offline]")] = None,
     critic: Annotated[str | None, typer.Option(help="offline | none | provider:model | hf:/local/path [default: offline]")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Cost budget per photo in USD.")] = None,
+    max_cost: MaxCostOpt = None,
     workers: Annotated[int, typer.Option(help="Photos edited at once.")] = 1,
     engine: Annotated[str, typer.Option(help="local (threads) or ray (pip install 'imagent[ray]').")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="An existing Ray cluster (default: start one here).")] = None,
-    lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
-    max_steps: Annotated[int, typer.Option(help="Most edits per photo.")] = 8,
-    preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
+    lock: LockOpt = None,
+    max_steps: MaxStepsOpt = None,
+    preview: PreviewOpt = None,
+    vision: VisionOpt = None,
+    critique_every: CritiqueEveryOpt = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     max_pixels: Annotated[int | None, typer.Option(
         help="Refuse images larger than this many pixels, in every decoder [default: IMAGENT_MAX_PIXELS or 100000000].")] = None,
@@ -52,9 +64,10 @@ def batch_cmd(
     # a bad setting fails once, not per photo
     cfg = load_settings(model=model, critic=critic, max_cost_usd=max_cost, max_pixels=max_pixels,
                         max_photo_seconds=max_photo_seconds, max_photo_memory=max_photo_memory)
-    rows = run_batch(in_dir, out_dir, goal, model=model, workers=workers, lock=lock, max_steps=max_steps,
-                     preview=preview, base_url=base_url, max_pixels=cfg.max_pixels, console=console,
-                     critic=critic, max_cost_usd=max_cost, engine=engine, ray_address=ray_address, resume=resume,
+    options = edit_flags(lock=lock, max_steps=max_steps, preview=preview, vision=vision, max_cost=max_cost,
+                         critique_every=critique_every, max_pixels=cfg.max_pixels, settings=cfg)
+    rows = run_batch(in_dir, out_dir, goal, model=model, critic=critic, base_url=base_url, options=options,
+                     workers=workers, console=console, engine=engine, ray_address=ray_address, resume=resume,
                      max_photo_seconds=cfg.max_photo_seconds if engine == "local" else None,
                      max_photo_memory=cfg.max_photo_memory if engine == "local" else None)
     raise typer.Exit(exit_status(rows))

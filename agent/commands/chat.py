@@ -15,7 +15,18 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from agent.cli import MaxPixelsOpt, app, console, pixel_policy
+from agent.cli import (
+    CritiqueEveryOpt,
+    LockOpt,
+    MaxPixelsOpt,
+    MaxStepsOpt,
+    PreviewOpt,
+    VisionOpt,
+    app,
+    console,
+    edit_flags,
+    pixel_policy,
+)
 from agent.errors import UserError
 
 sessions_app = typer.Typer(help="List, inspect, export or delete chat sessions.", no_args_is_help=True)
@@ -32,9 +43,11 @@ def chat_cmd(
     model: Annotated[str | None, typer.Option(help="offline | provider:model | hf:/local/path (default: the session's, else offline)")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
     mask: Annotated[list[str] | None, typer.Option("--mask", help="NAME=PATH: a grayscale mask image (white = edit); repeatable.")] = None,
-    preview: Annotated[int, typer.Option(help="Long side of the working preview in px.")] = 1024,
-    lock: Annotated[float, typer.Option(help="Minimum structural similarity to the original (0-1).")] = 0.80,
-    max_steps: Annotated[int, typer.Option(help="Most edits per message.")] = 8,
+    preview: PreviewOpt = None,
+    lock: LockOpt = None,
+    max_steps: MaxStepsOpt = None,
+    vision: VisionOpt = None,
+    critique_every: CritiqueEveryOpt = None,
     root: RootOpt = None,
     max_pixels: MaxPixelsOpt = None,
 ) -> None:
@@ -43,7 +56,9 @@ def chat_cmd(
 
     if (image is None) == (resume is None):
         raise UserError("give a photo to start a session (imagent chat photo.jpg) or --resume SESSION, not both")
-    options: dict[str, Any] = {"base_url": base_url, "lock": lock, "max_steps": max_steps, "on_event": _print_step,
+    edit_options = edit_flags(lock=lock, max_steps=max_steps, preview=preview, vision=vision,
+                              critique_every=critique_every, max_pixels=pixel_policy(max_pixels))
+    options: dict[str, Any] = {"base_url": base_url, "options": edit_options, "on_event": _print_step,
                                "ask": _ask if sys.stdin.isatty() else None}  # piped: never replace a file
     if model is not None:
         options["model"] = model
@@ -52,8 +67,7 @@ def chat_cmd(
             raise UserError("--session names a new session's folder; with --resume give only the session")
         s = Session.resume(_find(resume, root), **options)
     else:
-        s = Session.open(image, session=session, root=root, preview=preview, max_pixels=pixel_policy(max_pixels),
-                         **options)
+        s = Session.open(image, session=session, root=root, **options)
     with s:
         for spec in mask or []:
             name, sep, path = spec.partition("=")

@@ -38,7 +38,7 @@ def _act(tab: Tab, fn: Callable[[], str | None]) -> View:
 
 
 def _options(tab: Tab) -> dict[str, Any]:
-    return {"critic": tab.critic, "base_url": tab.base_url, "api_key": tab.api_key, **tab.budget}
+    return {"critic": tab.critic, "base_url": tab.base_url, "api_key": tab.api_key, "options": tab.options}
 
 
 def upload(tab: Tab, path: str | None, uploads: Path | None = None) -> View:
@@ -200,18 +200,13 @@ def set_planner(tab: Tab, model: str, critic: str, base_url: str | None, api_key
 
 def set_budget(tab: Tab, max_steps: float, max_seconds: float) -> View:
     def run() -> str:
-        from pydantic import ValidationError
+        from agent.configure import edit_options
 
-        from agent.goals import Budget
-
-        try:
-            b = Budget(max_steps=int(max_steps), max_seconds=float(max_seconds))
-        except ValidationError as exc:
-            raise UserError(f"budget: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg'].lower()}") from None
-        tab.budget = {"max_steps": b.max_steps, "max_seconds": b.max_seconds}
+        opts = edit_options(tab.options, max_steps=int(max_steps), max_seconds=float(max_seconds))
+        tab.options = opts
         if tab.session is not None:
-            tab.session.budget.update(tab.budget)
-        return f"budget: at most {b.max_steps} edits and {b.max_seconds:g} s per request"
+            tab.session.options = opts
+        return f"budget: at most {opts.budget.max_steps} edits and {opts.budget.max_seconds:g} s per request"
     return _act(tab, run)
 
 

@@ -73,7 +73,7 @@ class Tab:
         self.thumbs: dict[int, Any] = {}
         self.model, self.critic, self.base_url = config.model, config.critic, config.base_url
         self.api_key: str | None = None  # memory only: handed to the planner, never stored or shown
-        self.budget: dict[str, Any] = {"max_steps": 8, "max_seconds": 120.0}
+        self.options: Any = None  # agent.options.EditOptions set in the browser (budget); None: the settings'
         self.mask: str | None = None  # the mask requests are confined to (the last one made)
         self._lock = threading.Lock()
 

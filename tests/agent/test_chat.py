@@ -165,7 +165,7 @@ def test_cli_chat_with_piped_messages_and_sessions_commands(tmp_path, monkeypatc
 
 
 def test_a_masked_request_states_the_bounds_it_checks():
-    from agent.chat import _scope
+    from agent.chat_requests import _scope
     from agent.goals import parse_goal
     from tests.agent.test_goals import stats
 

@@ -222,7 +222,7 @@ def test_planner_key_is_kept_in_memory_only(tab: Tab) -> None:
 
 def test_budget(tab: Tab) -> None:
     H.set_budget(tab, 3, 30)
-    assert tab.session.budget["max_steps"] == 3 and "at most 3 edits" in tab.notice
+    assert tab.session.options.budget.max_steps == 3 and "at most 3 edits" in tab.notice
     H.set_budget(tab, 0, 30)
     assert tab.failed
 
