@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from pydantic import BaseModel, Field
 
+from agent.intent_spec import INTENTS, allowed
 from agent.protocol import Check, TargetState, Veto
 from tools import colorspace
 from tools.compare import (
@@ -207,22 +208,9 @@ DETAIL_MIN = 0.45  # share of the original's detail above its noise a step must 
 HALO_MAX = 0.03  # mean overshoot beyond the original's local envelope near edges, over the edge contrast
 TINT_TOL = 3.5  # a*, b* units the original's near-neutral pixels may move beyond what the goal asked
 NEUTRAL_MIN = 0.01  # fewer near-neutral pixels than this share: no tint check (nothing neutral to turn)
-# intents whose goal moves an end of the histogram: they may clip a little more at that end
-_ASKS_HIGHLIGHTS = {"brighten", "fix_exposure", "more_contrast", "low_light", "set_levels", "enhance", "dehaze"}
-_ASKS_SHADOWS = {"darken", "fix_exposure", "more_contrast", "set_levels", "enhance", "dehaze"}
-_ASKS_NOISE = {"brighten", "low_light", "sharpen", "deblur", "more_contrast", "dehaze", "fix_exposure", "enhance"}
-_ASKS_CHROMA = {"more_saturation", "brighten", "low_light", "dehaze", "fix_exposure", "enhance", "fix_color",
-                "neutralize_cast", "warmer", "cooler", "match_reference"}
-_ASKS_SATURATION = {"more_saturation": 1.0, "less_saturation": -1.0, "black_and_white": -1.0}
-# intents that change content (retouch, generative, resampling): per-pixel halo, detail and tint checks
-# would read the change asked for as damage; the structure lock judges those
-_CHANGES_CONTENT = {"remove_defects", "remove_object", "smile", "add_glasses", "remove_glasses", "face_lighting",
-                    "upscale", "soften"}
 VETO_MARGIN = 0.1  # a step is vetoed only when it worsens a figure beyond the limit by this share of the
 #                    limit over its parent: damage already there (a look asked for) is not the step's
 _CAST_AXES = {"cast_a": 0, "illuminant_a": 0, "cast_b": 1, "illuminant_b": 1}
-# a night shot is exposed by up to 4 stops first (noise x2-3), then denoised: its noise target judges
-_AMPLIFIES_NOISE_FIRST = {"low_light"}
 
 
 class Naturalness(BaseModel):
@@ -338,10 +326,10 @@ def tint_allowed(goal: Any, original_stats: Any) -> tuple[tuple[float, float], t
         elif t.metric == "cast" and t.high is not None:
             for axis in (0, 1):
                 widen(axis, -t.high - start[axis], t.high - start[axis])
-    for name, k in _ASKS_SATURATION.items():
-        if name in _intents(goal):
+    for name in _intents(goal) & INTENTS.keys():
+        if INTENTS[name].saturation:
             for axis in (0, 1):
-                widen(axis, k * start[axis])
+                widen(axis, INTENTS[name].saturation * start[axis])
     return (box[0][0], box[0][1]), (box[1][0], box[1][1])
 
 
@@ -351,29 +339,29 @@ def _figures(n: Naturalness, goal: Any, original_stats: Any) -> list[tuple[Check
     asked = _intents(goal)
     o = original_stats
     out: list[tuple[Check, float, float, str]] = []
-    for check, what, value, metric, intents, limits in (
-        ("blown_highlights", "blown (white) highlights", n.blown_highlights, None, _ASKS_HIGHLIGHTS,
+    for check, what, value, metric, end, limits in (
+        ("blown_highlights", "blown (white) highlights", n.blown_highlights, None, "highlights",
          (CLIP_NEW, CLIP_NEW_ASKED)),
         ("clipped_highlights", "clipped highlights (a channel at 253)", n.clipped_highlights,
-         "clipped_highlights_pct", _ASKS_HIGHLIGHTS, (COLOUR_CLIP_NEW, COLOUR_CLIP_NEW_ASKED)),
-        ("clipped_shadows", "crushed shadows", n.clipped_shadows, "clipped_shadows_pct", _ASKS_SHADOWS,
+         "clipped_highlights_pct", "highlights", (COLOUR_CLIP_NEW, COLOUR_CLIP_NEW_ASKED)),
+        ("clipped_shadows", "crushed shadows", n.clipped_shadows, "clipped_shadows_pct", "shadows",
          (CLIP_NEW, CLIP_NEW_ASKED)),
     ):
-        limit = limits[bool(asked & intents)]
+        limit = limits[allowed(asked, end)]
         target = _bound(goal, metric, "<=") if metric else None
         if target is not None:  # the goal's own bound on clipping is what it asked
             limit = max(limit, target - float(getattr(o, metric)))
         out.append((check, value, limit, f"new {what} {value:.1f} % of the pixels > {limit:g} %"))
-    if not asked & _AMPLIFIES_NOISE_FIRST:
-        ratio = NOISE_RATIO * (1.5 if asked & _ASKS_NOISE else 1.0)
+    if not allowed(asked, "noise_first"):
+        ratio = NOISE_RATIO * (1.5 if allowed(asked, "noise") else 1.0)
         limit = max(ratio, 1 + NOISE_FLOOR / max(o.noise_sigma, 1e-6))
         out.append(("noise", n.noise, limit, f"luma noise x{n.noise:.1f} (sigma {o.noise_sigma:.4f} -> "
                     f"{o.noise_sigma * n.noise:.4f}) > x{limit:.1f}"))
-        ratio = CHROMA_RATIO * (1.5 if asked & _ASKS_CHROMA else 1.0)
+        ratio = CHROMA_RATIO * (1.5 if allowed(asked, "chroma") else 1.0)
         limit = max(ratio, 1 + CHROMA_FLOOR / max(n.chroma_before, 1e-6))
         out.append(("chroma_noise", n.chroma_noise, limit, f"chroma noise x{n.chroma_noise:.1f} (sigma "
                     f"{n.chroma_before:.2f} -> {n.chroma_before * n.chroma_noise:.2f} a*/b*) > x{limit:.1f}"))
-    if asked & _CHANGES_CONTENT:
+    if allowed(asked, "content"):
         return out
     if _bound(goal, "sharpness", "<=") is None:
         # The detail estimate (sharpness above what the noise explains) is a difference of two large
