@@ -30,9 +30,7 @@ import hashlib
 import json
 import os
 import re
-import signal
 import sqlite3
-import stat
 import time
 from collections.abc import Callable, Iterator
 from contextlib import suppress
@@ -42,50 +40,32 @@ from typing import Any
 
 import torch
 
-from agent.errors import UserError
+from agent.session_folder import (  # noqa: F401  (the folder's names and errors are re-exported)
+    CHECKPOINTS,
+    DB_NAME,
+    IMAGES,
+    KILL_ENV,
+    LOCK_NAME,
+    OWN_NAMES,
+    PREVIEWS,
+    CheckpointRefused,
+    SessionDamaged,
+    SessionError,
+    SessionInUse,
+    StrictSerializer,
+    check_folder,
+    connect,
+    connect_plain,
+    crash_point,
+    damaged,
+    discard,
+    file_hash,
+    lock,
+    unlock,
+)
 
 FORMAT = 1
-DB_NAME, LOCK_NAME, IMAGES = "session.db", "session.lock", "images"
-CHECKPOINTS = "checkpoints.sqlite"  # LangGraph's SqliteSaver: the agent's state per turn (thread id = turn id)
-PREVIEWS = "previews"
-# Names a session folder holds; none of them may be a symbolic link (it would lead a write outside).
-OWN_NAMES = (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal", LOCK_NAME, IMAGES, PREVIEWS,
-             CHECKPOINTS, f"{CHECKPOINTS}-wal", f"{CHECKPOINTS}-shm", f"{CHECKPOINTS}-journal")
-_HASH = re.compile(r"[0-9a-f]{64}")
-KILL_ENV = "IMAGENT_TEST_KILL_AT"  # tests only: "POINT:N" SIGKILLs this process the Nth time POINT is reached
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS versions (
-    id INTEGER PRIMARY KEY, parent INTEGER REFERENCES versions(id), hash TEXT NOT NULL,
-    recipe TEXT NOT NULL, turn INTEGER, note TEXT NOT NULL DEFAULT '', stats TEXT,
-    created REAL NOT NULL);
-CREATE INDEX IF NOT EXISTS versions_parent ON versions(parent);
-CREATE TABLE IF NOT EXISTS turns (
-    id INTEGER PRIMARY KEY, text TEXT NOT NULL, kind TEXT NOT NULL, request TEXT, goal TEXT,
-    base INTEGER, result INTEGER, reply TEXT NOT NULL DEFAULT '', status TEXT NOT NULL,
-    started REAL NOT NULL, ended REAL);
-CREATE TABLE IF NOT EXISTS masks (name TEXT PRIMARY KEY, hash TEXT NOT NULL, created REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS calls (
-    turn INTEGER NOT NULL, call_id TEXT NOT NULL, version INTEGER NOT NULL REFERENCES versions(id),
-    PRIMARY KEY (turn, call_id));
-"""
-
-
-class SessionError(UserError):
-    """A session folder that cannot be used as asked; the message says why and what to do."""
-
-
-class SessionInUse(SessionError):
-    """Another process has the session open."""
-
-
-class SessionDamaged(SessionError):
-    """The database cannot be read; the images are left untouched."""
-
-
-class CheckpointRefused(SessionError):
-    """checkpoints.sqlite holds an object imagent does not load: nothing was reconstructed or run."""
+_HASH = re.compile(r"[0-9a-f]{64}")  # an image's name: the SHA-256 of its PNG bytes
 
 
 @dataclass(frozen=True)
@@ -176,10 +156,10 @@ class SessionStore:
             (folder / IMAGES).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise SessionError(f"cannot create the session folder {folder}: {exc.strerror}") from None
-        _check_folder(folder)
-        lock_fd = _lock(folder)
+        check_folder(folder)
+        lock_fd = lock(folder)
         try:
-            db = _connect(folder / DB_NAME)
+            db = connect(folder / DB_NAME)
             store = cls(folder, db, lock_fd)
             h = store.put_image(original, bit_depth=bit_depth)
             meta = {"format": FORMAT, "created": time.time(), "source": str(source) if source else None,
@@ -194,8 +174,8 @@ class SessionStore:
                            "VALUES (0, NULL, ?, ?, 'original', ?)", (h, _empty_recipe(original, preview), time.time()))
             return store
         except BaseException:
-            _unlock(lock_fd)
-            _discard(folder if made else folder / IMAGES, folder)
+            unlock(lock_fd)
+            discard(folder if made else folder / IMAGES, folder)
             raise
 
     @classmethod
@@ -207,10 +187,10 @@ class SessionStore:
         if not is_session(folder):
             raise SessionError(f"{folder} is not an imagent session (no {DB_NAME}); "
                                "start one with `imagent chat IMAGE --session DIR`")
-        _check_folder(folder)
-        lock_fd = _lock(folder)
+        check_folder(folder)
+        lock_fd = lock(folder)
         try:
-            db = _connect(folder / DB_NAME, check=True)
+            db = connect(folder / DB_NAME, check=True)
             store = cls(folder, db, lock_fd)
             if store.meta("format", None) is None or store.version_row(0) is None:
                 raise SessionDamaged(f"session {folder}: {DB_NAME} holds no session record; "
@@ -222,10 +202,10 @@ class SessionStore:
             store.recovered = store._recover()
             return store
         except sqlite3.DatabaseError as exc:
-            _unlock(lock_fd)
-            raise _damaged(folder, exc) from None
+            unlock(lock_fd)
+            raise damaged(folder, exc) from None
         except BaseException:
-            _unlock(lock_fd)
+            unlock(lock_fd)
             raise
 
     def checkpointer(self) -> Any:
@@ -234,7 +214,7 @@ class SessionStore:
             from langgraph.checkpoint.sqlite import SqliteSaver
 
             try:
-                conn = _connect_plain(self.folder / CHECKPOINTS)
+                conn = connect_plain(self.folder / CHECKPOINTS)
             except sqlite3.DatabaseError as exc:
                 raise SessionDamaged(f"session {self.folder}: {CHECKPOINTS} is damaged ({exc}); delete it to "
                                      "open the session without resuming interrupted turns") from None
@@ -250,7 +230,7 @@ class SessionStore:
             self._saver = None
         with suppress(sqlite3.Error):
             self.db.close()
-        _unlock(self._lock_fd)
+        unlock(self._lock_fd)
         self._lock_fd = -1
 
     def __enter__(self) -> SessionStore:
@@ -339,9 +319,9 @@ class SessionStore:
         data = encode_png(image, bit_depth)
         h = sha256(data)
         path = self.image_path(h)
-        if not (path.is_file() and _file_hash(path) == h):
+        if not (path.is_file() and file_hash(path) == h):
             path.unlink(missing_ok=True)  # a damaged copy is replaced, never trusted
-            _crash_point("write", path, data)
+            crash_point("write", path, data)
             atomic_write_bytes(path, data)
             with suppress(OSError):
                 os.chmod(path, 0o444)
@@ -379,7 +359,7 @@ class SessionStore:
                                 (parent, recipe_json)).fetchone()
         h = self.put_image(image) if known is None else ""
         if h:
-            _crash_point("image")  # the image is durable, its row not yet committed
+            crash_point("image")  # the image is durable, its row not yet committed
         with self.db:
             row = self.db.execute("SELECT id FROM versions WHERE parent = ? AND recipe = ?",
                                   (parent, recipe_json)).fetchone()
@@ -396,7 +376,7 @@ class SessionStore:
         assert v is not None
         for fn in self.on_commit:
             fn(v)
-        _crash_point("commit")
+        crash_point("commit")
         return v
 
     def call_version(self, turn: int, call_id: str) -> int | None:
@@ -501,7 +481,7 @@ class SessionStore:
                 continue
             if not path.is_file():
                 problems.append(f"missing image {path.name}")
-            elif _file_hash(path) != h:
+            elif file_hash(path) != h:
                 problems.append(f"image {path.name} does not match its hash")
         return problems
 
@@ -519,192 +499,6 @@ def _empty_recipe(original: torch.Tensor, preview: int) -> str:
     p = preview_of(original, preview)
     return Recipe(size=(int(p.shape[-1]), int(p.shape[-2]))).model_dump_json()
 
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _connect(path: Path, check: bool = False) -> sqlite3.Connection:
-    # check_same_thread=False: LangGraph may run a node on a worker thread; the flock
-    # already makes this process the only user.
-    db = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
-    try:
-        if check:
-            ok = db.execute("PRAGMA quick_check").fetchone()
-            if not ok or ok[0] != "ok":
-                raise sqlite3.DatabaseError(f"integrity check: {ok[0] if ok else 'no answer'}")
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a committed version survives power loss too
-        db.execute("PRAGMA foreign_keys=ON")
-        db.executescript(_SCHEMA)
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _connect_plain(path: Path) -> sqlite3.Connection:
-    db = sqlite3.connect(path, timeout=5.0, check_same_thread=False)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")  # a saved checkpoint is never older than a committed version
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
-def _damaged(folder: Path, exc: Exception) -> SessionDamaged:
-    n = len(list((folder / IMAGES).glob("*.png"))) if (folder / IMAGES).is_dir() else 0
-    return SessionDamaged(
-        f"session {folder}: the database {DB_NAME} is damaged ({exc}); its {n} image(s) in "
-        f"{folder / IMAGES} are untouched. Copy them out, or start again from the original with "
-        "`imagent chat IMAGE`")
-
-
-def _discard(path: Path, folder: Path) -> None:
-    """Remove what a failed create made, so no half-made session is left behind."""
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
-    for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME, CHECKPOINTS):
-        (folder / name).unlink(missing_ok=True)
-
-
-def _check_folder(folder: Path) -> None:
-    """Refuse a session folder whose own files are links or special files (each could lead a
-    write, a delete or a read outside the folder)."""
-    for name in OWN_NAMES:
-        p = folder / name
-        if p.is_symlink():
-            raise SessionError(f"session {folder}: {name} is a symbolic link (to {os.readlink(p)}); a session "
-                               "folder holds only its own files, so imagent refuses to open it. Replace the "
-                               "link with the real file or folder")
-    images = folder / IMAGES
-    if images.is_dir():
-        with os.scandir(images) as it:
-            for e in it:
-                if e.is_symlink() or not e.is_file(follow_symlinks=False):
-                    raise SessionError(f"session {folder}: {IMAGES}/{e.name} is not a plain file (a link or a "
-                                       "folder); imagent refuses to open a session that could lead outside it. "
-                                       "Remove it and open the session again")
-
-
-def _crash_point(point: str, path: Path | None = None, data: bytes | None = None) -> None:
-    """Tests only: with IMAGENT_TEST_KILL_AT=POINT:N, SIGKILL this process the Nth time POINT is
-    reached, so a crash test interrupts the same steps on any machine. Points: `write` (an image
-    half written to its temporary file, as a kill inside the write leaves it), `image` (an image
-    stored, its version row not committed), `commit` (a version committed and announced)."""
-    spec = os.environ.get(KILL_ENV)
-    if not spec or spec.partition(":")[0] != point:
-        return
-    _reached[point] = _reached.get(point, 0) + 1
-    if _reached[point] != int(spec.partition(":")[2] or 1):
-        return
-    if path is not None and data is not None:
-        fd = os.open(path.with_name(f".{path.name}.killed.tmp"), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        os.write(fd, data[: len(data) // 2])
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-_reached: dict[str, int] = {}
-
-
-def _refused_type(data: bytes) -> str | None:
-    """The first object in a msgpack checkpoint that imagent does not load, without building any.
-
-    LangGraph stores an object as an extension holding (module, name, args): loading imports
-    `module.name` and calls it, so a checkpoint edited by someone else can run any function.
-    Only LangGraph's own list of plain data types (messages, datetime, uuid, ...) passes."""
-    import ormsgpack
-    from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
-
-    refused: list[str] = []
-
-    def look(code: int, payload: bytes) -> None:
-        inner = ormsgpack.unpackb(payload, ext_hook=look, option=ormsgpack.OPT_NON_STR_KEYS)
-        if code == 7:  # LangGraph's delta snapshot: a plain wrapper, its contents were just checked
-            return None
-        ok = isinstance(inner, (list, tuple)) and len(inner) >= 3 and all(isinstance(x, str) for x in inner[:2])
-        key = tuple(inner[:2]) if ok else ()
-        if code == 3 and ok and len(inner) >= 4 and (*key, inner[3]) in SAFE_MSGPACK_METHODS:
-            return None
-        if code in (0, 1, 2, 4, 5) and key in SAFE_MSGPACK_TYPES:
-            return None
-        refused.append(".".join(key) if key else f"msgpack extension {code}")
-        return None
-
-    try:
-        ormsgpack.unpackb(data, ext_hook=look, option=ormsgpack.OPT_NON_STR_KEYS)
-    except Exception as exc:
-        return f"unreadable data ({type(exc).__name__})"
-    return refused[0] if refused else None
-
-
-def StrictSerializer(folder: Path) -> Any:  # noqa: N802 - a class made on first use (langgraph loads lazily)
-    """LangGraph's serializer that refuses, as one CheckpointRefused, any checkpoint holding a type
-    it does not know (see `_refused_type`); loading then goes through LangGraph's strict allowlist."""
-    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
-
-    class _Strict(JsonPlusSerializer):
-        def loads_typed(self, data: tuple[str, bytes]) -> Any:
-            kind, blob = data
-            bad = None
-            if kind == "msgpack":
-                bad = _refused_type(blob)
-            elif kind not in ("null", "bytes", "bytearray"):
-                bad = f"'{kind}' data"
-            if bad is not None:
-                raise CheckpointRefused(
-                    f"session {folder}: checkpoint holds an object of type {bad} that imagent does not load; "
-                    "the session folder may be tampered with. Nothing was run and its images and versions are "
-                    f"untouched; delete {folder / CHECKPOINTS} to open it without resuming the interrupted request")
-            return super().loads_typed(data)
-
-    return _Strict(allowed_msgpack_modules=None, allowed_json_modules=None)
-
-
-def _lock(folder: Path) -> int:
-    import fcntl
-
-    path = folder / LOCK_NAME
-    try:  # never through a link: the pid written below would overwrite whatever it points to
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-    except OSError as exc:
-        raise SessionError(f"session {folder}: cannot open {LOCK_NAME} ({exc.strerror}); if it is a symbolic "
-                           "link, remove it: a session folder holds only its own files") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.close(fd)
-        raise SessionError(f"session {folder}: {LOCK_NAME} is not the session's own file (a special file or a "
-                           "hard link to another file); remove it and open the session again")
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        try:
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
-        except OSError:
-            holder = ""
-        os.close(fd)
-        who = f" (pid {holder})" if holder.isdigit() else ""
-        raise SessionInUse(f"session {folder} is in use by another imagent process{who}; "
-                           "close that chat first, or open a copy of the folder") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
-
-
-def _unlock(fd: int) -> None:
-    import fcntl
-
-    with suppress(OSError):
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    with suppress(OSError):
-        os.close(fd)
 
 
 def _version(r: tuple[Any, ...]) -> VersionRow:

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from agent.chat import Session
-from agent.sessions import SessionDamaged, SessionError, SessionInUse, SessionStore, _file_hash
+from agent.sessions import SessionDamaged, SessionError, SessionInUse, SessionStore, file_hash
 from tests.helpers import sample
 from tools.analysis import measure
 from tools.degrade import underexpose
@@ -46,7 +46,7 @@ def test_versions_are_stored_by_content_hash_and_survive_reopening(tmp_path) -> 
         assert st.verify() == []
         for v in st.versions():
             path = st.image_path(v.hash)
-            assert _file_hash(path) == v.hash and not os.access(path, os.W_OK) or os.geteuid() == 0
+            assert file_hash(path) == v.hash and not os.access(path, os.W_OK) or os.geteuid() == 0
         back = st.version_image(v2.id)
         assert torch.allclose(back, img * 0.5, atol=1 / 65535 + 1e-6), "previews are kept at 16 bits"
         assert st.lineage(v2.id) == [0, v1.id, v2.id]
