@@ -227,7 +227,9 @@ def _settle(r: _Reading, stats: Any, image_size: tuple[int, int] | None,
     resolved: list[tuple[Intent, str]] = []
     for m in r.matches:
         for name in m.intents:
-            got = resolve(_intent_of(m, name, stats, image_size), stats, nat() if _natural.wants(name) else None)
+            spec = INTENTS.get(name)
+            prior = nat() if spec is not None and spec.prior else None
+            got = resolve(_intent_of(m, name, stats, image_size), stats, prior, spec.settle if spec else None)
             if not got:
                 r.notes.append(f"'{m.clause}': the learned prior finds the {name.replace('_', ' ')} already natural")
             resolved += got
@@ -287,9 +289,10 @@ def _targets(r: _Reading, kept: dict[str, tuple[Intent, str]], stats: Any, refer
 
 def _lock_for(r: _Reading, kept: dict[str, tuple[Intent, str]], stats: Any, lock: float) -> float:
     """The structure lock, relaxed for a denoise goal to what the clean photo itself would keep."""
-    if stats is None or not any(i.name in ("denoise", "low_light") for i, _ in kept.values()):
+    specs = [INTENTS[i.name] for i, _ in kept.values() if i.name in INTENTS]
+    if stats is None or not any(spec.removes_noise for spec in specs):
         return lock
-    night = any(i.name == "low_light" for i, _ in kept.values())
+    night = any("noise_first" in spec.allows for spec in specs)  # exposed first: the noise grows with the light
     # the lock is gain-invariant: after brightening by `stops` the noise it sees is ~2**(stops/2) larger
     relaxed = noise_lock(stats.noise_sigma * (2.0 ** (night_stops(stats) / 2) if night else 1.0))
     if relaxed >= lock:

@@ -21,6 +21,7 @@ from types import MappingProxyType
 from typing import Literal
 
 from agent import recipes as r
+from agent import settle
 
 NO_FIRST: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 # What the naturalness guard (agent/scoring.py) lets a goal with this intent do: clip a little more at
@@ -47,6 +48,9 @@ class IntentSpec:
     box: bool = False  # takes the box of an object ("remove the object at x,y,w,h")
     allows: frozenset[Allowance] = frozenset()  # damage the naturalness guard tolerates more of (see Allowance)
     saturation: float = 0.0  # +1 / -1: asks for more / less colour (the guard lets neutrals' colour scale so)
+    settle: settle.Settler | None = None  # names it by the measurements ("fix the exposure" -> brighten)
+    prior: bool = False  # takes its magnitude from the learned prior (agent/natural.py) when there is one
+    removes_noise: bool = False  # relaxes the structure lock to what the clean photo would keep (goals.noise_lock)
 
     def __post_init__(self) -> None:
         if self.name in self.opposite:
@@ -62,14 +66,15 @@ CONTENT = _allows("content")
 
 
 def _light(name: str, opposite: str, description: str, allows: frozenset[Allowance]) -> IntentSpec:
-    return IntentSpec(name, description, r.light, (opposite,), holds=True, region=True, stops=True, allows=allows)
+    return IntentSpec(name, description, r.light, (opposite,), holds=True, region=True, stops=True, allows=allows,
+                      prior=True)
 
 
 _SPECS = [
     _light("brighten", "darken", "raise the overall exposure / brightness", _allows("highlights", "noise", "chroma")),
     _light("darken", "brighten", "lower the overall exposure / brightness", _allows("shadows")),
     IntentSpec("fix_exposure", "bring the exposure into a normal range (direction settled by measurement)",
-               r.fix_exposure, allows=TONE),
+               r.fix_exposure, allows=TONE, settle=settle.fix_exposure, prior=True),
     IntentSpec("more_contrast", "increase global contrast", r.contrast, ("less_contrast",), holds=True,
                allows=_allows("highlights", "shadows", "noise")),
     IntentSpec("less_contrast", "decrease global contrast", r.contrast, ("more_contrast",), holds=True),
@@ -79,7 +84,8 @@ _SPECS = [
                allows=_allows("chroma")),
     IntentSpec("neutralize_cast", "remove a colour cast so neutrals are neutral", r.neutralize_cast,
                allows=_allows("chroma")),
-    IntentSpec("fix_color", "correct the colour (cast or dullness, settled by measurement)", allows=_allows("chroma")),
+    IntentSpec("fix_color", "correct the colour (cast or dullness, settled by measurement)", allows=_allows("chroma"),
+               settle=settle.fix_color),
     IntentSpec("more_saturation", "more saturated / vivid colours", r.saturation,
                ("less_saturation", "black_and_white"), holds=True, allows=_allows("chroma"), saturation=1.0),
     IntentSpec("less_saturation", "less saturated / more muted colours", r.saturation, ("more_saturation",),
@@ -89,7 +95,7 @@ _SPECS = [
     # Noise first, as raw converters do: levels and contrast amplify it, and after them a
     # denoise strong enough for the target (relative to the original's noise) breaks the lock.
     IntentSpec("denoise", "reduce noise / grain", r.denoise,
-               first={"noise_sigma": ("neural_denoise", "denoise_first")}),
+               first={"noise_sigma": ("neural_denoise", "denoise_first")}, removes_noise=True),
     IntentSpec("sharpen", "increase sharpness / detail", r.sharpen, ("soften",), holds=True, allows=_allows("noise")),
     IntentSpec("soften", "reduce sharpness, softer look", r.soften, ("sharpen",), holds=True, allows=CONTENT),
     IntentSpec("dehaze", "remove haze / fog", r.contrast,
@@ -100,7 +106,8 @@ _SPECS = [
                holds=True),
     IntentSpec("match_reference", "match the look of a reference image", r.match_reference, offered=False,
                allows=_allows("chroma")),
-    IntentSpec("enhance", "general improvement (problems found by measurement)", offered=False, allows=TONE),
+    IntentSpec("enhance", "general improvement (problems found by measurement)", offered=False, allows=TONE,
+               settle=settle.enhance, prior=True),
     IntentSpec("remove_defects", "remove dust spots and thin scratches (found automatically, then filled)",
                r.remove_defects, allows=CONTENT),
     IntentSpec("remove_object", "remove the object inside a given box (cut out, then filled from around)",
@@ -119,9 +126,10 @@ _SPECS = [
     # then the noise that brightening revealed, neural first.
     IntentSpec("low_light", "a night or very dark shot: bring up the light, then clean the noise it reveals",
                r.low_light, first={"p99_L": ("night_exposure", "low_light"), "noise_sigma": ("neural_denoise_last",)},
-               allows=_allows("highlights", "noise", "chroma", "noise_first")),
+               allows=_allows("highlights", "noise", "chroma", "noise_first"), removes_noise=True),
     IntentSpec("upscale", "enlarge the photo 2x or 4x with new detail (super-resolution)", r.upscale, allows=CONTENT),
-    IntentSpec("bluer", "a deeper blue in a region (the sky), the rest left as it is", r.bluer, region=True),
+    IntentSpec("bluer", "a deeper blue in a region (the sky), the rest left as it is", r.bluer, region=True,
+               settle=settle.bluer),
     # found by measurement only ("restore this photo"): no phrases, never named by a language model
     IntentSpec("set_levels", "set the black and white points of a veiled photo", r.set_levels, asked=False,
                offered=False, first={"p01_L": ("levels",), "p99_L": ("levels",)}, allows=_allows("highlights", "shadows")),

@@ -7,7 +7,7 @@ not from a fixed L* band. `Natural` holds the prior's correction of the original
 and the stats of that corrected preview; `agent.goals.parse_goal` reads it:
 
 - blind "restore / enhance / fix this photo": each fault from the estimator that reads it best
-  (goals.py `_blind`): exposure from the prior at `BLIND_STRENGTH`, targets where its steps land
+  (settle.py `_blind`): exposure from the prior at `BLIND_STRENGTH`, targets where its steps land
   and its steps the first plan; the cast, the black point, contrast and colour from the rules;
 - an exposure wish ("too dark", "brighter", "fix the exposure"): the prior's stops when they
   point the asked way, within the degree's band (`exposure_stops`): "a little" stays under
@@ -18,7 +18,7 @@ and the stats of that corrected preview; `agent.goals.parse_goal` reads it:
   train photos, evals/prior_train.py), so a named cast is the rules' to fix.
 
 Without the prior's weights (or with `prior=False`, the `rules` system of the evals) goals
-fall back to the rules in agent/goals.py.
+fall back to the rules in agent/recipes.py and agent/settle.py.
 """
 
 from __future__ import annotations
@@ -44,14 +44,9 @@ BLIND_STRENGTH = 0.6
 NOISE_SEEN, BLUR_SEEN = 0.01, 0.7
 EXPOSURE_OK_STOPS = 0.15  # "fix the exposure": under this the prior finds it right and nothing moves
 # The prior's steps a blind restore may take (noise and blur stay with the measured rules of
-# agent/goals.py `_restore`, gated by the prior's own noise and blur estimates).
+# agent/settle.py `restore`, gated by the prior's own noise and blur estimates).
 TONE_TOOLS = ("white_balance", "exposure", "levels", "contrast", "saturation")
-ASKS_PRIOR = {"enhance", "fix_exposure", "brighten", "darken"}
-
-
-def wants(intent: str) -> bool:
-    """Whether an intent takes its magnitude from the prior (so the prior is run at all)."""
-    return intent in ASKS_PRIOR
+# Which intents take their magnitude from the prior: IntentSpec.prior (agent/intent_spec.py).
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ on a dark photo is named brighten and measured as fix_exposure.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from agent import natural as _natural
@@ -95,34 +96,53 @@ def _blind(intent: Intent, s: Any, nat: _natural.Natural) -> list[tuple[Intent, 
 
 
 
-def resolve(intent: Intent, s: Any, nat: _natural.Natural | None = None) -> list[tuple[Intent, str]]:
-    """Settle intents whose direction depends on the photo: (intent as named, target kind)."""
+Settled = list[tuple[Intent, str]]  # (intent as named, target kind)
+Settler = Callable[[Intent, Any], Settled]  # (intent, the original's stats or None) -> settled
+
+
+def resolve(intent: Intent, s: Any, nat: _natural.Natural | None = None, settle: Settler | None = None) -> Settled:
+    """Settle an intent whose direction or magnitude depends on the photo: (intent as named, target kind).
+
+    The learned prior first (`nat`, for the intents whose spec says `prior`), then the spec's own
+    `settle` function; an intent with neither is its own kind."""
     by_prior = _by_prior(intent, s, nat)
     if by_prior is not None:
         return by_prior
-    n = intent.name
-    if n == "bluer" and not intent.region:  # "bluer" with no region named: the whole photo cooler
-        return [(intent.model_copy(update={"name": "cooler"}), "cooler")]
-    if s is None:
-        if n == "fix_color":
-            return [(intent.model_copy(update={"name": "neutralize_cast"}), "neutralize_cast")]
-        if n == "enhance":
-            return [(intent.model_copy(update={"name": k}), k)
-                    for k in ("fix_exposure", "neutralize_cast")]
-        return [(intent, n)]
-    measured = {"source": "measurement"}
-    if n == "fix_exposure":
-        m = s.mean_L
-        name = "brighten" if m < EXPOSURE_OK[0] else "darken" if m > EXPOSURE_OK[1] else n
-        return [(intent.model_copy(update={"name": name, **measured}), "fix_exposure")]
-    if n == "fix_color":
-        name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
-        return [(intent.model_copy(update={"name": name, **measured}), name)]
-    if n == "enhance":
-        found = restore(intent, s)
-        return found or [(intent.model_copy(update=measured), "enhance")]
-    return [(intent, n)]
+    return settle(intent, s) if settle is not None else [(intent, intent.name)]
 
+
+def _as(intent: Intent, name: str, kind: str | None = None, measured: bool = True) -> tuple[Intent, str]:
+    update = {"name": name, "source": "measurement"} if measured else {"name": name}
+    return intent.model_copy(update=update), kind or name
+
+
+def bluer(intent: Intent, s: Any) -> Settled:
+    """"bluer" with no region named: the whole photo cooler."""
+    return [(intent, intent.name)] if intent.region else [_as(intent, "cooler", measured=False)]
+
+
+def fix_exposure(intent: Intent, s: Any) -> Settled:
+    """Named brighten or darken when the mean is outside the normal range; measured as fix_exposure."""
+    if s is None:
+        return [(intent, intent.name)]
+    m = s.mean_L
+    name = "brighten" if m < EXPOSURE_OK[0] else "darken" if m > EXPOSURE_OK[1] else intent.name
+    return [_as(intent, name, "fix_exposure")]
+
+
+def fix_color(intent: Intent, s: Any) -> Settled:
+    """Dull colour without a cast: more saturation; else (or unmeasured) neutralize the cast."""
+    if s is None:
+        return [_as(intent, "neutralize_cast", measured=False)]
+    name = "more_saturation" if s.cast < CAST_OK and s.mean_saturation < 0.12 else "neutralize_cast"
+    return [_as(intent, name)]
+
+
+def enhance(intent: Intent, s: Any) -> Settled:
+    """What the measurements flag (`restore`); unmeasured: the exposure and the cast."""
+    if s is None:
+        return [_as(intent, k, measured=False) for k in ("fix_exposure", "neutralize_cast")]
+    return restore(intent, s) or [(intent.model_copy(update={"source": "measurement"}), "enhance")]
 
 
 def restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:

@@ -333,7 +333,7 @@ def aim_of(t: TargetState, current: float) -> float:
 
 STRONG_CAST = 12.0  # a*b* units: beyond this a grey-world balance is the first try
 
-# Region targets (agent/goals.py): remove the defects, remove the object in a box, or move L*
+# Region targets (agent/recipes.py): remove the defects, remove the object in a box, or move L*
 # inside a named mask, which is made first when the session does not have it yet.
 REMOVE_DEFECTS = Strategy("remove_defects", 0, "", 0.0, fixed=(("kind", "both"),))
 MASK_MAKERS = {"face": "mask_faces", "sky": "mask_sky"}
