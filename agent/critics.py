@@ -131,7 +131,8 @@ def _fmt(v: Any) -> str:
     return "?" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _target_text(t: Any) -> str:
+def target_text(t: Any) -> str:
+    """A target and where a version stands: 'up from 28 L*: mean_L 30.1, wanted >= 31.3'."""
     want = (f"{_fmt(t.low)}..{_fmt(t.high)}" if t.op == "between" else
             f">= {_fmt(t.low)}" if t.op == ">=" else f"<= {_fmt(t.high)}")
     return f"{t.label}: {t.metric} {_fmt(t.value)}, wanted {want}"
@@ -158,7 +159,7 @@ class OfflineCritic:
         unmet = [t for t in targets if not t.met]
         if unmet:
             issues.append("off_goal")
-            evidence += [_target_text(t) for t in unmet]
+            evidence += [target_text(t) for t in unmet]
             suggestions += [f"move {t.metric} into range ({t.label})" for t in unmet]
         for issue, (metrics, bad, fix) in _DEFECTS.items():
             if metrics & governed:
@@ -252,7 +253,7 @@ class VLMCritic:
         keys = ("mean_L", "p05_L", "p95_L", "clipped_shadows_pct", "clipped_highlights_pct", "rms_contrast",
                 "cast_a", "cast_b", "cast", "mean_saturation", "colorfulness", "noise_sigma", "sharpness")
         rows = "\n".join(f"  {k}: original {getattr(s0, k):.4g}, current {getattr(s, k):.4g}" for k in keys)
-        targets = "\n".join(f"  - {_target_text(t)} ({'met' if t.met else 'NOT met'})"
+        targets = "\n".join(f"  - {target_text(t)} ({'met' if t.met else 'NOT met'})"
                             for t in version.score.targets) or "  (none measurable)"
         text = (f"GOAL (the user's words, quoted): {goal.instruction!r}\nMeasured targets:\n{targets}\n"
                 f"Measurements:\n{rows}\n  structure similarity to the original: {version.score.structure:.3f}"

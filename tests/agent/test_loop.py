@@ -9,6 +9,7 @@ from langchain_core.messages import AIMessage, ToolMessage
 
 from agent.goals import Budget, parse_goal
 from agent.loop import run_loop
+from agent.options import EditOptions
 from agent.state import EditSession
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import sample
@@ -101,7 +102,7 @@ def test_the_result_is_the_best_version_not_the_last(dark) -> None:
 
 
 def test_vision_models_get_the_preview_attached_and_text_models_do_not(dark) -> None:
-    _, model, _ = _run(dark, [say()], vision=True)
+    _, model, _ = _run(dark, [say()], options=EditOptions(vision="on"))
     content = model.seen[0][-1].content
     assert isinstance(content, list) and content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
     _, model, _ = _run(dark, [say()])

@@ -220,15 +220,21 @@ def test_a_server_that_keeps_failing_ends_the_run_with_the_original(server: Scri
 
 def test_the_cost_budget_stops_the_run_and_says_so(server: ScriptedServer, dark_png: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    # each planner call: 1000 prompt tokens at $2/M + 20 at $8/M = $0.00216
+    # each planner call: 1000 prompt tokens at $2/M + 20 at $8/M = $0.00216; each critique of a
+    # turn's result: 300 at $10/M + 10 at $30/M = $0.0033
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.2}, (1000, 20))]
-    server.scripts["test-vlm"] = [critique_reply()]
-    code, out, err = run_cli(edit_args(dark_png, server, "--max-cost", "0.005"), capsys)
+    server.scripts["test-vlm"] = [critique_reply((300, 10), goal_met=False, score=4.0, issues=["too_dark"])]
+    code, out, err = run_cli(edit_args(dark_png, server, "--max-cost", "0.01"), capsys)
     assert code == ExitCode.NOT_MET, err
     trace = json.loads((dark_png.parent / "trace.json").read_text())
     assert trace["stop_reason"].startswith("cost budget spent")
-    assert len(server.to("test-model")) == 2  # a third call would have passed $0.005
-    assert trace["cost_usd"] == pytest.approx(2 * 0.00216) and trace["cost_usd"] <= 0.005
+    # turn 1: planner + critique = $0.00546; turn 2: planner ($0.00762), its exposure runs (another
+    # planner call would still fit) but its critique would pass $0.01: not asked; turn 3: planner
+    # ($0.00978); its exposure is not run, since a next planner call would pass $0.01
+    assert len(server.to("test-model")) == 3 and len(server.to("test-vlm")) == 1
+    assert trace["cost_usd"] == pytest.approx(3 * 0.00216 + 0.0033) and trace["cost_usd"] <= 0.01
+    assert [s["reason"][:49] for s in trace["steps"] if s["tool"].startswith("critic:")][:2] == [
+        "not yet: score 4.0/10, too_dark", "the critic was not asked: cost budget spent ($0.0"]
     assert trace["chosen_version"] != "v0"  # the best so far is kept and written
     assert "cost budget spent" in out and (dark_png.parent / "out.png").is_file()
 
@@ -236,11 +242,13 @@ def test_the_cost_budget_stops_the_run_and_says_so(server: ScriptedServer, dark_
 def test_the_call_budget_stops_the_run(server: ScriptedServer, dark_png: Path,
                                        capsys: pytest.CaptureFixture[str]) -> None:
     server.scripts["test-model"] = [tool_reply("exposure", {"stops": 0.1})]
-    code, out, err = run_cli(edit_args(dark_png, server, "--max-calls", "2"), capsys)
+    server.scripts["test-vlm"] = [critique_reply(goal_met=False, score=4.0, issues=["too_dark"])]
+    code, out, err = run_cli(edit_args(dark_png, server, "--max-calls", "3"), capsys)
     assert code == ExitCode.NOT_MET, err
-    assert len(server.to("test-model")) == 2
+    # turn 1: the planner and the critique of its result; turn 2: the planner; its critique is not asked
+    assert len(server.to("test-model")) == 2 and len(server.to("test-vlm")) == 1
     trace = json.loads((dark_png.parent / "trace.json").read_text())
-    assert trace["stop_reason"] == "model-call budget spent (2 calls)"
+    assert trace["stop_reason"] == "model-call budget spent (3 calls)"
 
 
 def test_a_cost_budget_without_a_price_is_refused(server: ScriptedServer, dark_png: Path,

@@ -21,6 +21,7 @@ from pydantic import Field
 
 from agent.goals import Budget, parse_goal
 from agent.loop import run_loop
+from agent.options import EditOptions
 from agent.state import EditSession
 from tests.agent.fakes import ScriptedModel, call, say
 from tests.helpers import sample
@@ -58,10 +59,12 @@ def brighter(image: torch.Tensor, p: FaultyParams) -> torch.Tensor:
 def _run(image: torch.Tensor, script: list[Any], instruction: str = "brighten it", max_steps: int = 6,
          max_seconds: float = 120.0, **kw: Any) -> tuple[EditSession, Any, Any]:
     session = EditSession(image)
-    goal = parse_goal(instruction, measure(session.original),
-                      budget=Budget(max_steps=max_steps, max_seconds=max_seconds))
+    budget = Budget(max_steps=max_steps, max_seconds=max_seconds)
+    goal = parse_goal(instruction, measure(session.original), budget=budget)
     model = kw.pop("model_override", None) or ScriptedModel(script=script)
-    return session, model, run_loop(session, goal, model, **kw)
+    options = EditOptions(budget=budget, **{k: kw.pop(k) for k in ("op_timeout", "max_invalid_calls", "op_retries")
+                                            if k in kw})
+    return session, model, run_loop(session, goal, model, options, **kw)
 
 
 def _told(model: ScriptedModel) -> list[str]:
@@ -325,14 +328,12 @@ def test_tool_calls_without_an_id_through_the_openai_client(server: Any, tmp_pat
 
 def test_the_op_timeout_and_invalid_call_budget_are_settings(monkeypatch: pytest.MonkeyPatch,
                                                              tmp_path: Path) -> None:
-    import inspect
-
     from agent.settings import Settings, load_settings
 
     monkeypatch.chdir(tmp_path)
-    defaults = inspect.signature(run_loop).parameters
-    assert defaults["op_timeout"].default == Settings.model_fields["op_timeout"].default > 0
-    assert defaults["max_invalid_calls"].default == Settings.model_fields["max_invalid_calls"].default > 0
+    defaults = EditOptions()  # what run_loop uses when no options are given
+    assert defaults.op_timeout == Settings.model_fields["op_timeout"].default > 0
+    assert defaults.max_invalid_calls == Settings.model_fields["max_invalid_calls"].default > 0
     monkeypatch.setenv("IMAGENT_OP_TIMEOUT", "2.5")
     monkeypatch.setenv("IMAGENT_MAX_INVALID_CALLS", "3")
     cfg = load_settings()
