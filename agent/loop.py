@@ -23,8 +23,8 @@ with all of them.
 from __future__ import annotations
 
 import inspect
-from functools import partial
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from langchain_core.messages import AnyMessage, SystemMessage
