@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.errors import ExitCode, UserError
+from agent.runtime import quiet_environment
 
 app = typer.Typer(
     name="imagent",
@@ -441,6 +442,7 @@ def main(argv: list[str] | None = None) -> None:
     import warnings
 
     warnings.showwarning = _show_warning
+    quiet_environment()  # before any library that reads it is imported
     _load_command_groups()
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args

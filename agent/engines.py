@@ -6,11 +6,11 @@ yields results as jobs finish; `close()` releases the pool.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from agent.errors import UserError
+from agent.runtime import quiet_environment
 
 
 class LocalEngine:
@@ -42,7 +42,7 @@ class RayEngine:
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no phoning home from evals
+            quiet_environment()  # no phoning home from evals
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:

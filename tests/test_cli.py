@@ -243,3 +243,16 @@ def test_a_warning_is_one_line_without_a_source_line(tmp_path: Path, capsys) -> 
     code, _, err = run_cli(["apply", str(recipe), str(src), "-o", str(tmp_path / "o.jpg")], capsys)
     lines = err.strip().splitlines()
     assert code == 0 and len(lines) == 1 and lines[0].startswith("warning:") and "UserWarning" not in err
+
+
+def test_edit_takes_vision_and_critique_every_through_edit_options(dark_png: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "o.png"
+    for flag, value in (("--vision", "sometimes"), ("--critique-every", "0"), ("--lock", "2")):
+        code, _, err = run_cli(["edit", str(dark_png), "-g", "brighten a bit", "-o", str(out), flag, value], capsys)
+        assert code == 2 and f"edit option '{flag[2:].replace('-', '_')}'" in err and not out.exists(), err
+        assert len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(["edit", str(dark_png), "-g", "brighten a bit", "-o", str(out), "--critic", "none",
+                            "--vision", "off", "--critique-every", "2"], capsys)
+    assert code == 0 and out.exists(), err
+    code, out_text, _ = run_cli(["chat", "--help"], capsys)
+    assert "--vision" in out_text and "--critique-every" in out_text

@@ -10,16 +10,11 @@ import typer
 
 from agent.cli import app, console
 from agent.errors import UserError
+from agent.runtime import cap_threads
 
 gan = typer.Typer(help="GAN face tools: generate faces, invert a face, edit along a direction, list directions.",
                   no_args_is_help=True)
 app.add_typer(gan, name="gan")
-
-
-def _threads() -> None:
-    import torch
-
-    torch.set_num_threads(min(torch.get_num_threads(), 4))
 
 
 @gan.command("sample")
@@ -79,7 +74,7 @@ def invert_cmd(
     from tools.gan import tools as gt
     from tools.io import load_image, save_image
 
-    _threads()
+    cap_threads(4)
     src = load_image(image)
     idx = _face_index(src.image, face)
     old = inv.DEFAULTS
@@ -116,7 +111,7 @@ def edit_cmd(
     from tools.io import load_image, save_image
     from tools.registry import get
 
-    _threads()
+    cap_threads(4)
     if output.resolve() == image.resolve():
         raise UserError(f"-o {output} is the input photo; originals are never overwritten, choose another output")
     src = load_image(image)
@@ -145,7 +140,7 @@ def directions_cmd(
     from tools.gan.backends import get_backend
 
     if recompute:
-        _threads()
+        cap_threads(4)
         probe = attributes.fit_eyeglasses_probe(get_backend())
         console.print(f"eyeglasses probe: AUC {probe['cv_auc']} ({probe['cv_folds']}-fold) on "
                       f"{probe['labelled']} hand-labelled faces; saved {attributes.save_probe(probe)}")

@@ -8,7 +8,6 @@ Sessions are the ones `imagent chat` keeps: one started here resumes there and b
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +15,7 @@ import typer
 
 from agent.cli import MaxPixelsOpt, app, console, err_console, pixel_policy
 from agent.errors import UserError
+from agent.runtime import quiet_environment
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -46,7 +46,7 @@ def serve_cmd(
     if host not in LOOPBACK:
         err_console.print(f"[yellow]warning:[/] listening on {host}: anyone who can reach this machine on port "
                           f"{port} can open, edit and download your sessions (there is no login)", highlight=False)
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"  # before gradio is imported: no calls home
+    quiet_environment()  # before gradio is imported: no calls home
     settings = load_settings(model=model, critic=critic, base_url=base_url)
     from agent.web.tabs import Config
 

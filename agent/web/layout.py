@@ -7,7 +7,6 @@ View it returns; every output list is OUTPUTS, in the order _show() fills it.
 from __future__ import annotations
 
 import inspect
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
+from agent.runtime import quiet_environment
 from agent.web import handlers as H
 from agent.web.masks import KINDS
 from agent.web.tabs import Config, Tabs
@@ -167,7 +167,7 @@ def launch(config: Config, host: str = "127.0.0.1", port: int = 7860, quiet: boo
     """Serve until interrupted (Ctrl+C or SIGTERM); the sessions of open tabs are closed on the way out."""
     import signal
 
-    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    quiet_environment()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops it as Ctrl+C does: cleanly
     tabs = Tabs(config)
     from gradio.utils import get_upload_folder
