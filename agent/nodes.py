@@ -35,7 +35,7 @@ from agent.protocol import (
 )
 from agent.scoring import naturalness_vetoes, score_version
 from agent.state import Version
-from tools.analysis import describe_delta
+from tools.analysis import NO_CHANGE, describe_delta
 from tools.masks import combine, describe_mask
 from tools.registry import Tool, ToolError, get
 
@@ -278,9 +278,9 @@ def judge(ctx: LoopContext, led: Ledger, call: dict[str, Any], cand: Version, ar
     led.record(TraceEntry(led.turn, name, params, mask, "kept" if kind == "kept" else "rolled_back", reason,
                           cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1, kind=kind,
                           vetoes=[v.model_dump() for v in vetoes] or None))
-    changed = describe_delta(head.stats, cand.stats) != describe_delta(head.stats, head.stats)
+    moved = describe_delta(head.stats, cand.stats) != NO_CHANGE
     led.attempt(Attempt(tool=name, params=params, mask=mask, kept=kind == "kept", kind=kind, reason=reason,
-                        changed=changed, vetoes=vetoes, before=key_metrics(head), after=key_metrics(cand)))
+                        moved=moved, vetoes=vetoes, before=key_metrics(head), after=key_metrics(cand)))
     if kind == "kept":
         return f"kept as {cand.id}: {reason}; structure {s.structure:.3f}; targets met {s.targets_met}/{s.targets_total}", True
     return f"rolled back (current stays {session.current}): {reason}", False

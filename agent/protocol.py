@@ -55,7 +55,7 @@ AttemptKind = Literal["kept", "lock", "naturalness", "score", "error"]
 
 class Attempt(BaseModel):
     """One tool call the loop executed, and its fate, as fields a planner reads (never the `reason` prose):
-    `kind` (kept, or rolled back by the lock / the naturalness guard / the score, or an error), `changed`,
+    `kind` (kept, or rolled back by the lock / the naturalness guard / the score, or an error), `moved`,
     `error`/`cause`/`fields` for an error, `vetoes` for the guard, `before`/`after` metrics."""
 
     tool: str
@@ -64,8 +64,8 @@ class Attempt(BaseModel):
     kept: bool
     kind: AttemptKind | None = Field(None, description="why it was kept or rolled back (None: not said)")
     reason: str = ""
-    changed: bool | None = Field(None, description="a kept or rolled-back step: whether any measurement moved "
-                                 "notably (False: 'no notable change'); None for an error")
+    moved: bool | None = Field(None, description="a kept or rolled-back step: whether any measurement moved "
+                               "notably (False: 'no notable change'); None for an error")
     error: str | None = Field(None, description="kind 'error': the StepError kind (bad_arguments, model_output, "
                               "execution_failed, budget_spent)")
     cause: str | None = Field(None, description="kind 'error': the detail (timeout, out_of_memory, not_finite, "

@@ -205,4 +205,4 @@ def test_the_state_a_checkpoint_holds_is_plain_data(dark: torch.Tensor) -> None:
     plain = {k: v for k, v in values.items() if k != "messages"}
     assert json.loads(json.dumps(plain)) == plain
     assert values["history"][0]["error"] == "bad_arguments" and values["history"][0]["fields"] == ["stops"]
-    assert values["history"][1]["kind"] == "kept" and values["history"][1]["changed"] is True
+    assert values["history"][1]["kind"] == "kept" and values["history"][1]["moved"] is True
