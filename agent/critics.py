@@ -28,9 +28,12 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
+from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from agent.accounting import model_key
 from agent.images import data_url
+from agent.planners import PlannerError, make_planner
 
 Issue = Literal["too_dark", "too_bright", "clipped_highlights", "crushed_shadows", "low_contrast",
                 "harsh_contrast", "colour_cast", "oversaturated", "undersaturated", "noisy", "soft",
@@ -231,8 +234,6 @@ class VLMCritic:
     """A vision chat model's critique, checked against the measurements (see the module doc)."""
 
     def __init__(self, model: Any, *, name: str | None = None, preview: int = 512) -> None:
-        from agent.accounting import model_key
-
         self.model = model
         self.model_key = model_key(model)
         self.name = name or self.model_key
@@ -247,8 +248,6 @@ class VLMCritic:
 
     def messages(self, session: Any, version: Any, *, goal: Any, reference: Any = None) -> list[Any]:
         """The system prompt and one user message: goal, targets, measurements, image parts."""
-        from langchain_core.messages import HumanMessage, SystemMessage
-
         s, s0 = version.stats, session.versions["v0"].stats
         keys = ("mean_L", "p05_L", "p95_L", "clipped_shadows_pct", "clipped_highlights_pct", "rms_contrast",
                 "cast_a", "cast_b", "cast", "mean_saturation", "colorfulness", "noise_sigma", "sharpness")
@@ -297,8 +296,6 @@ def assess(crit: Critique, base: Review, stats: Any, targets: list[Any], structu
 
 def make_critic(spec: str | None = "offline", *, base_url: str | None = None, **kwargs: Any) -> Any:
     """The critic named by `spec`: 'offline' (default), 'none', 'provider:model' or 'hf:/path'."""
-    from agent.planners import PlannerError, make_planner
-
     text = (spec or "offline").strip()
     if text.lower() in ("none", "off"):
         return None
@@ -318,8 +315,6 @@ def check_specs(model: Any, critic: Any = None, base_url: str | None = None) -> 
     instead of one per photo. Provider models are only constructed (no call is made);
     `hf:` paths are left to the first edit, since building one loads its weights.
     """
-    from agent.planners import make_planner
-
     if isinstance(model, str) and not model.strip().lower().startswith(("offline", "hf:")):
         make_planner(model, base_url=base_url)
     if isinstance(critic, str) and not critic.strip().lower().startswith("hf:"):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import base64
 
+import cv2
+import numpy as np
 import torch
+
+from agent.state import preview_of
+from tools.io import to_array, to_tensor
 
 
 def data_url(image: torch.Tensor, long_side: int = 768, quality: int = 85) -> str:
     """A (1,3,H,W) image as a JPEG data URL, downscaled for a vision model's context."""
-    import cv2
-
-    from agent.state import preview_of
-    from tools.io import to_array
-
     arr = to_array(preview_of(image[:1], long_side), 8)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
@@ -23,12 +23,6 @@ def data_url(image: torch.Tensor, long_side: int = 768, quality: int = 85) -> st
 
 def contact_sheet(items: list[tuple[torch.Tensor, str, bool]], thumb: int = 192, columns: int = 6) -> torch.Tensor:
     """(image, label, framed) items as labelled thumbnails in a grid, framed ones outlined in red."""
-    import cv2
-    import numpy as np
-
-    from agent.state import preview_of
-    from tools.io import to_array, to_tensor
-
     cols = max(1, min(columns, len(items)))
     tiles = []
     for image, label, framed in items:

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 OPEN, CLOSE = "<imagent-state>", "</imagent-state>"
 _BLOCK = re.compile(re.escape(OPEN) + r"\s*(\{.*?\})\s*" + re.escape(CLOSE), re.S)
@@ -195,8 +195,6 @@ def check_arguments(tool: str, args: Any) -> tuple[dict[str, Any], str | None]:
 def unusable_calls(exc: BaseException) -> list[ModelOutputUnusable]:
     """The tool calls a chat model's client refused to build a message from (pydantic errors at
     `tool_calls.<i>.args`: arguments sent as a list, a string, a number); [] for any other failure."""
-    from pydantic import ValidationError
-
     if not isinstance(exc, ValidationError):
         return []
     errors = exc.errors()

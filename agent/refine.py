@@ -29,9 +29,12 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
+from agent.goals import METRICS
+from agent.scoring import LOCK_TOLERANCE, structure_similarity
 from agent.soft_stats import STATS, soft_stats
+from agent.state import preview_of
 from tools import colorspace as cs
-from tools.recipe import Step
+from tools.recipe import Step, resize_mask
 from tools.registry import Params, Tool, ToolError
 
 Tensor = torch.Tensor
@@ -107,8 +110,6 @@ def continuous_fields(tool: Tool) -> dict[str, tuple[float, float]]:
 
 def objective_loss(image: Tensor, objective: Objective, original: Tensor, reference: Tensor | None) -> Tensor:
     """The objective's loss of `image` (reference already on the image's grid)."""
-    from agent.goals import METRICS
-
     def space(x: Tensor) -> Tensor:
         return cs.rgb_to_lab(x.clamp(0, 1)) / 100 if objective.space == "lab" else x
 
@@ -197,8 +198,6 @@ def _values(links: list[_Link], keys: list[tuple[int, str]], u: Tensor) -> list[
 def _render(image: Tensor, links: list[_Link], values: list[dict[str, Any]], masks: Mapping[str, Tensor],
             factor: float = 1.0, failed: list[int] | None = None) -> Tensor:
     """Run the chain; `values` override params (tensors: through the tools' torch path)."""
-    from tools.recipe import resize_mask
-
     out = image
     for i, (link, vals) in enumerate(zip(links, values, strict=True)):
         if link.tool.read_only:
@@ -221,8 +220,6 @@ def _render(image: Tensor, links: list[_Link], values: list[dict[str, Any]], mas
 
 
 def _fit_grid(original: Tensor, reference: Tensor | None, fit_size: int) -> tuple[Tensor, Tensor | None, float]:
-    from agent.state import preview_of
-
     x = preview_of(original, fit_size)
     ref = None if reference is None else preview_of(reference, fit_size)
     return x, ref, max(x.shape[-2:]) / max(original.shape[-2:])
@@ -417,8 +414,6 @@ def _accept(
 ) -> tuple[list[_Link], list[dict[str, float]], float, Tensor] | None:
     """The fitted values (or a share of the way to them) that beat the input, keep the lock and
     pass the guard; params a tool's own validation refuses (e.g. levels' black >= white) stay."""
-    from agent.scoring import LOCK_TOLERANCE, structure_similarity
-
     start = [{k: float(getattr(link.params, k)) for k in vals} for link, vals in zip(links, fitted, strict=True)]
     for share in (1.0, 0.5, 0.25):
         values = []
