@@ -286,7 +286,7 @@ def bluer(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
 
 
 def neutralize_cast(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
-    if intent.degree < 1:  # unasked ("enhance"): halve it; a warm scene reads as a cast
+    if intent.degree < 1 and s is not None:  # unasked ("enhance"): halve it; a warm scene reads as a cast
         return [make_target("cast", None, max(CAST_OK, s.cast * (1 - intent.degree)), intent.name, label="reduced")]
     return [make_target("cast", None, CAST_OK, intent.name)]
 
