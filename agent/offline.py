@@ -17,9 +17,13 @@ whose last step lowered the score waits while other targets are tried. A
 strategy that failed twice (rolled back, refused, or moved nothing) is dropped;
 a target with no strategy left is given up, and when nothing is left to try the
 planner says so and stops. Intents pick specialised tools first (dehaze for a
-hazy photo's contrast, a monochrome conversion for "black and white").
-"""
+hazy photo's contrast, a monochrome conversion for "black and white"): the strategies
+their `IntentSpec.first` names (agent/intent_spec.py, agent/strategies.py `NAMED`).
 
+The planner reads the attempts' typed fields (`Attempt.kind`: kept, lock, naturalness,
+score, error; `.kept`, `.params`, `.before`/`.after`), never the loop's sentences; only an
+attempt recorded without a kind (a hand-written history) falls back to its reason's words.
+"""
 
 from __future__ import annotations
 
