@@ -299,6 +299,7 @@ def test_loop_brightens_an_underexposed_photo(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("IMAGENT_NO_EMBEDDINGS", "1")  # the keyword parser is enough for "brighten"
     from agent.goals import parse_goal
     from agent.loop import Budget, run_loop
+    from agent.options import EditOptions
     from agent.state import EditSession
     from tests.helpers import sample
     from tools.analysis import measure
@@ -307,7 +308,7 @@ def test_loop_brightens_an_underexposed_photo(monkeypatch: pytest.MonkeyPatch) -
     session = EditSession(underexpose(sample("astronaut", (96, 72)), 1.5))
     goal = parse_goal("brighten", measure(session.original))
     assert any(t.metric == "mean_L" for t in goal.targets)
-    result = run_loop(session, goal, make_planner("offline"), budget=Budget(max_steps=8))
+    result = run_loop(session, goal, make_planner("offline"), EditOptions(budget=Budget(max_steps=8)))
     score = result.best.score
     assert score.targets_met == score.targets_total, (result.stop_reason, result.trace)
     assert len(result.best.recipe.steps) <= 8
@@ -319,6 +320,7 @@ def test_loop_fixes_exposure_cast_and_contrast_together(monkeypatch: pytest.Monk
     monkeypatch.setenv("IMAGENT_NO_EMBEDDINGS", "1")
     from agent.goals import parse_goal
     from agent.loop import Budget, run_loop
+    from agent.options import EditOptions
     from agent.state import EditSession
     from tests.helpers import sample
     from tools.analysis import measure
@@ -328,7 +330,7 @@ def test_loop_fixes_exposure_cast_and_contrast_together(monkeypatch: pytest.Monk
     session = EditSession(bad)
     goal = parse_goal("fix the exposure and the blue colour cast, and add a little contrast",
                       measure(session.original))
-    result = run_loop(session, goal, make_planner("offline"), budget=Budget(max_steps=8))
+    result = run_loop(session, goal, make_planner("offline"), EditOptions(budget=Budget(max_steps=8)))
     score = result.best.score
     assert score.targets_met == score.targets_total, (result.stop_reason, result.trace)
     first_turn = [e.tool for e in result.trace if e.turn == 1]
