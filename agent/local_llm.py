@@ -18,6 +18,7 @@ and turned back into a signed value here; the measured loop guards what is left.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import json
@@ -478,8 +479,6 @@ def make_local(spec: str, **kwargs: Any) -> GgufChatModel:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import argparse
-
     ap = argparse.ArgumentParser(prog="python -m agent.local_llm", description="Local GGUF chat models.")
     sub = ap.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("fetch", help="download, join, verify and cache a model (make llm)")
