@@ -21,14 +21,29 @@ from importlib import resources
 _KANA = re.compile(r"[\u3040-\u30ff]")
 _HAN = re.compile(r"[\u4e00-\u9fff]")
 CJK = ("zh", "ja")
+VERB_LAST = ("zh", "ja", "de")  # languages whose glossed clauses may put the verb after its object
 NAMES = {"zh": "Chinese", "ja": "Japanese", "de": "German", "fr": "French", "es": "Spanish", "en": "English"}
 
 
 @cache
 def tables() -> dict[str, list[tuple[str, str]]]:
     data = json.loads(resources.files("agent").joinpath("data/lexicon.json").read_text(encoding="utf-8"))
-    return {lang: sorted(((a.lower(), b) for a, b in pairs), key=lambda p: -len(p[0]))
+    return {lang: sorted(((spelled(lang, a), b) for a, b in pairs), key=lambda p: -len(p[0]))
             for lang, pairs in data.items() if not lang.startswith("_")}
+
+
+# French elision and the two-part negation, in one spelling for the table and the goal:
+# "n'assombris pas" -> "ne assombris pas" -> "ne pas assombris"; "l'image" -> "le image"
+_ELISION = re.compile(r"\b(l|d|n|j|c|s|m|t|qu)'(?=\w)")
+_NE_PAS = re.compile(r"\bne (?:(?:le|la|les|lui|leur|me|te|se|y|en) )?([\w-]+) pas\b")
+
+
+def spelled(lang: str, text: str) -> str:
+    """The text in the spelling the table `lang` is written in: lower case, one apostrophe, French elisions undone."""
+    text = text.lower().replace("\u2019", "'")
+    if lang == "fr":
+        text = _NE_PAS.sub(r"ne pas \1", _ELISION.sub(r"\1e ", text))
+    return text
 
 
 @cache
@@ -46,11 +61,11 @@ def language_of(text: str) -> str:
         return "ja"
     if _HAN.search(text):
         return "zh"
-    lowered = text.lower()
     best, hits = "en", 0
     for lang in tables():
         if lang in CJK:
             continue
+        lowered = spelled(lang, text)
         same = {a for a, b in tables()[lang] if a == b.lower()}  # "photo" is French and English: no evidence
         found = [m.group(0) for m in _pattern(lang).finditer(lowered) if m.group(0) not in same]
         n = sum(len(w) for w in found if len(w) >= 4 or " " in w or not w.isascii())  # characters matched
@@ -65,14 +80,27 @@ def gloss(text: str) -> tuple[str, str]:
     if lang == "en":
         return lang, text
     table = dict(tables()[lang])
-    out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} " if lang not in CJK else table[m.group(0)],
-                             text.lower())
+    out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} ", spelled(lang, text))
     text = re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
-    if lang == "ja":  # verb-final: "saturation less" -> "less saturation", "X more ない" -> "not more X"
-        text = ", ".join(_VERB_LAST.sub(lambda m: f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}",
-                                       c.strip()) for c in text.split(","))
+    if lang in VERB_LAST:  # "saturation less" -> "less saturation", "saturation don't more" -> "don't more saturation"
+        text = ", ".join(_verb_first(c.strip()) for c in text.split(","))
     return lang, text
 
 
-_VERB_LAST = re.compile(r"^(?P<pre>(?:but|just|and|then) )?(?P<object>[a-z][a-z ]*?)\s+(?P<verb>more|less)\s*"
+_PRE = r"^(?P<pre>(?:but|just|and|then) )?(?:make )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
+_VERB_LAST = re.compile(_PRE + r"(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
+                        r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip)\s*"
                         r"(?P<not>ない)?$")
+# "brightness keep" (亮度不变), "saturation don't more" (饱和度不要增加), "colours not change" (Farben nicht ändern)
+_NEGATION_LAST = re.compile(_PRE + r"(?P<object>[a-z][a-z ]*?)\s+(?P<verb>(?:don't|not|keep|leave)(?: [a-z ]+)?)$")
+
+
+def _verb_first(clause: str) -> str:
+    """A clause whose object comes before its verb, in English order; others as they are."""
+    m = _VERB_LAST.match(clause)
+    if m:
+        return f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}"
+    m = _NEGATION_LAST.match(clause)
+    if m:
+        return f"{m['pre'] or ''}{m['verb']} {m['object']}"
+    return clause

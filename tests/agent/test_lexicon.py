@@ -10,7 +10,7 @@ from agent.lexicon import gloss, language_of
     ("不要变亮，只增加对比度", "zh", "don't brighten, just more contrast"),
     ("明るくしないで、コントラストだけ上げて", "ja", "don't brighten, just more contrast"),
     ("Etwas heller und wärmer", "de", "a little brighter and warmer"),
-    ("Um 90 Grad im Uhrzeigersinn drehen", "de", "90 degrees clockwise rotate"),
+    ("Um 90 Grad im Uhrzeigersinn drehen", "de", "rotate 90 degrees clockwise"),  # verb-final too
     ("Des couleurs plus vives, mais pas plus claire", "fr", "more vivid colours, but not brighter"),
     ("Más contraste", "es", "more contrast"),
     ("彩度を下げて", "ja", "less saturation"),  # verb-final: the direction must not be lost
