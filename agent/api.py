@@ -172,9 +172,8 @@ def edit(
     if before.steps:
         session, g = start(apply_recipe(full, before))
     _check_prices(g.budget, accountant, planner, judge)
-    result = run_loop(session, g, planner, budget=g.budget, reference=ref, on_event=on_event, critic=judge,
-                      accountant=accountant, region="region" if region is not None else None,
-                      **loop_options(opts))
+    result = run_loop(session, g, planner, loop_options(opts, g), reference=ref, on_event=on_event, critic=judge,
+                      accountant=accountant, region="region" if region is not None else None)
     return _result(session, g, result, full, source, before, after)
 
 

@@ -40,8 +40,8 @@ def execute(s: Any, turn: int, req: Request, goal: Any, resume: bool = False) ->
     before = session.versions.get(f"v{req.base}", session.head)
     saver, thread = store.checkpointer(), f"turn-{turn}"
     try:
-        result = run_loop(session, run_goal, planner, budget=goal.budget, on_event=s.on_event,
-                          checkpointer=saver, thread_id=thread, critic=_make_critic(s), **loop_options(s.options))
+        result = run_loop(session, run_goal, planner, loop_options(s.options, goal), on_event=s.on_event,
+                          checkpointer=saver, thread_id=thread, critic=_make_critic(s))
     except CheckpointRefused:
         store.interrupt_turn(turn)  # nothing ran: the turn stays as the crash left it
         raise

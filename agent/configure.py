@@ -5,7 +5,7 @@ a chat's, the CLI's flags) into an `agent.options.EditOptions`; an option is dec
 `EditOptions` or its `Budget`. What a person may set for every edit in imagent.toml or IMAGENT_*
 (`agent.settings.Settings`: the time, call and cost budgets, the tool-call timeout, the invalid
 call allowance) fills the fields neither the keywords nor a given `EditOptions` set.
-`loop_options` is what `agent.loop.run_loop` is called with.
+`loop_options` is what `agent.loop.run_loop` runs a goal with.
 """
 
 from __future__ import annotations
@@ -57,7 +57,8 @@ def edit_options(options: EditOptions | None = None, settings: Settings | None =
         raise UserError(f"edit option {key!r}: {err['msg'].lower()} (got {err.get('input')!r})") from None
 
 
-def loop_options(options: EditOptions) -> dict[str, Any]:
-    """The keywords `agent.loop.run_loop` takes for `options` (its budget is the goal's)."""
-    return {"vision": options.vision == "on", "op_timeout": options.op_timeout,
-            "max_invalid_calls": options.max_invalid_calls, "op_retries": options.op_retries}
+def loop_options(options: EditOptions, goal: Any) -> EditOptions:
+    """The options `agent.loop.run_loop` runs `goal` with: `options` with the goal's budget (a goal
+    stored with a chat turn keeps the budget it was asked with when the turn resumes)."""
+    budget = getattr(goal, "budget", None)
+    return options if budget is None or budget == options.budget else options.model_copy(update={"budget": budget})

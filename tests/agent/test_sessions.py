@@ -278,7 +278,11 @@ def test_a_turn_cut_off_mid_act_resumes_from_its_checkpoint_without_redoing_a_co
     with Session.resume(folder, model=model, on_event=None) as s:
         assert s.resumed is not None and s.resumed.kind == "edit", s.resumed
         assert "resumed the interrupted request 'brighter'" in s.resumed.text
-        assert len(model.seen) == calls_before + 1, "the act node resumed: the planner was not asked again first"
+        # the act node resumed: the planner's first question after the crash already holds both calls' results
+        # (it is asked more than once after them: an answer without tool calls while a target is unmet is
+        # told what is unmet)
+        first = model.seen[calls_before]
+        assert len(model.seen) > calls_before and sum(m.type == "tool" for m in first) == 2
         turn = s.store.turns()[-1]
         assert turn.status == "done" and turn.result == s.store.head
         rows = s.versions
