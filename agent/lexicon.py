@@ -89,18 +89,26 @@ def gloss(text: str) -> tuple[str, str]:
 
 _PRE = r"^(?P<pre>(?:but|just|and|then) )?(?:make )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
 _VERB_LAST = re.compile(_PRE + r"(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
-                        r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip)\s*"
+                        r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip|lift|add|brighter|darker)\s*"
                         r"(?P<not>ない)?$")
 # "brightness keep" (亮度不变), "saturation don't more" (饱和度不要增加), "colours not change" (Farben nicht ändern)
 _NEGATION_LAST = re.compile(_PRE + r"(?P<object>[a-z][a-z ]*?)\s+(?P<verb>(?:don't|not|keep|leave)(?: [a-z ]+)?)$")
+
+
+# "darker don't" (暗くしないで), "brighter don't" (明るくせずに): the negation follows what it negates
+_NEGATED_LAST = re.compile(_PRE + r"(?P<object>[a-z][a-z ]*?)\s+don't$")
 
 
 def _verb_first(clause: str) -> str:
     """A clause whose object comes before its verb, in English order; others as they are."""
     m = _VERB_LAST.match(clause)
     if m:
-        return f"{m['pre'] or ''}{'not ' if m['not'] else ''}{m['verb']} {m['object']}"
+        verb = {"brighter": "brighten", "darker": "darken"}.get(m["verb"], m["verb"])  # "shadows brighter"
+        return f"{m['pre'] or ''}{'not ' if m['not'] else ''}{verb} {m['object']}"
     m = _NEGATION_LAST.match(clause)
     if m:
         return f"{m['pre'] or ''}{m['verb']} {m['object']}"
+    m = _NEGATED_LAST.match(clause)
+    if m:
+        return f"{m['pre'] or ''}don't {m['object']}"
     return clause
