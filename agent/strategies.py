@@ -12,15 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from agent.protocol import PlanState, TargetState
+from agent.protocol import Attempt, PlanState, TargetState
 from agent.recipes import BLUR_CLEAN
 from agent.targets import luminance_of
 from tools.region_metric import GAN_KINDS, MASKED, RegionMetric
 
-if TYPE_CHECKING:
-    from agent.offline import History
 
 def log2_lum(L: float) -> float:
     """Exposure works on light: log2 of the relative luminance Y of an L* value."""
@@ -38,6 +36,16 @@ def _half_ln(x: float) -> float:
 
 def _same(x: float) -> float:
     return x
+
+
+class Tried(Protocol):
+    """What a strategy reads of the attempts so far (agent.offline.History)."""
+
+    def of(self, tool: str) -> list[Attempt]: ...
+
+    def gain(self, s: Strategy, metric: str) -> float | None: ...
+
+    def cap(self, s: Strategy, metric: str, aim: float, direction: float) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -63,7 +71,7 @@ class Strategy:
     fixed: tuple[tuple[str, Any], ...] = ()
     to_arg: Callable[[float], float] = _same
     from_arg: Callable[[float], float] = _same
-    build: Callable[[PlanState, History, float], dict[str, Any]] | None = None
+    build: Callable[[PlanState, Tried, float], dict[str, Any]] | None = None
     extra: Callable[[PlanState], dict[str, Any]] | None = None  # arguments read off the photo
 
     def on(self, gain: float, coord: Callable[[float], float] = _same) -> Strategy:
@@ -71,7 +79,7 @@ class Strategy:
         return replace(self, gain=gain, coord=coord)
 
 
-def _white_balance(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _white_balance(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """Temperature and tint that move the measured cast (b*, a*) to where the targets want it.
 
     Targets on the light's cast (illuminant_a/b) steer the same two sliders; the gain
@@ -113,7 +121,7 @@ def _srgb_of(lightness: float) -> float:
     return 12.92 * y if y <= 0.0031308 else 1.055 * y ** (1 / 2.4) - 0.055
 
 
-def _levels(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _levels(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """Black and white points that put the measured p01_L / p99_L where the targets aim.
 
     A veil (haze, a faded print, flat contrast) is close to an affine map of the sRGB
@@ -143,12 +151,12 @@ def _levels(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
     return {"black": black, "white": white}
 
 
-def _done(hist: History, tool: str, **params: Any) -> bool:
+def _done(hist: Tried, tool: str, **params: Any) -> bool:
     """True when a call of `tool` with these parameters was already kept: one-shot fixes."""
     return any(a.kept and all(a.params.get(k) == v for k, v in params.items()) for a in hist.of(tool))
 
 
-def _deblur(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _deblur(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """One unsharp mask that undoes most of a measured Gaussian blur (blind "restore").
 
     The excess blur sigma_b = sqrt(blur_sigma^2 - 0.8^2) (0.8 px: clean photos) is
@@ -176,7 +184,7 @@ def _deblur(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
 DEBLUR_NOISE = 0.016  # measured noise sigma at which sharpening a blurred photo stops paying
 
 
-def _deblock(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _deblock(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """One edge-preserving smoothing pass over JPEG blocks and ringing (bilateral, strength 0.7).
 
     On skimage photos at 128 px, JPEG quality 15-35: +0.3 to +0.8 dB PSNR; a boundary-only
@@ -243,7 +251,7 @@ def _neural_ready(backend: str) -> bool:
     return neural.problem(backend) is None  # type: ignore[arg-type]
 
 
-def _neural_denoise(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _neural_denoise(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """One pass of the neural denoiser (OIDN guided by NLM), all of it; half after a rollback.
 
     On camera-like noise (train photos, 512 px) it beat the best NLM strength by 1.9 dB, so it
@@ -255,7 +263,7 @@ def _neural_denoise(state: PlanState, hist: History, scale: float) -> dict[str, 
     return {"method": "neural", "strength": scale, "detail": 0.0}
 
 
-def _upscale(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _upscale(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """2x or 4x toward the width asked; Real-ESRGAN where it loads, else Lanczos.
 
     The network takes ~10 minutes per input megapixel on 2 CPU cores: where it runs past
@@ -267,7 +275,7 @@ def _upscale(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
     return {"factor": 4 if ratio > 3 else 2, "method": "neural" if _neural_ready("esrgan") else "lanczos"}
 
 
-def _enlarge(state: PlanState, hist: History, scale: float) -> dict[str, Any]:
+def _enlarge(state: PlanState, hist: Tried, scale: float) -> dict[str, Any]:
     """The fallback: resize by the exact ratio asked (bicubic)."""
     ratio = _width_ratio(state)
     return {"scale": ratio} if ratio >= 1.5 else {}
