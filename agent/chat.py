@@ -51,7 +51,7 @@ from agent.goals import Goal
 from agent.options import EditOptions
 from agent.planners import make_planner
 from agent.sessions import CheckpointRefused, SessionError, SessionStore, is_session, session_root
-from agent.state import EditSession, preview_of
+from agent.state import named_mask, preview_of
 from tools.io import ImageLoadError, ImageSaveError, load_image, pixel_limit
 from tools.recipe import Recipe, apply_recipe, resize_mask
 from tools.registry import ToolError
@@ -212,11 +212,8 @@ class Session(SessionFiles):
     def add_mask(self, name: str, mask: torch.Tensor | str | Path) -> None:
         """Name a mask (tensor (1,1,H,W) or a grayscale image path; white = edit) for later requests."""
         if isinstance(mask, (str, Path)):
-                mask = load_image(mask).image.mean(1, keepdim=True)
-        probe = EditSession(self.original_full[..., :2, :2], preview_size=2)
-        probe.original_full = self.original_full  # validates the name and resamples to full size
-        probe.add_mask(name, mask)
-        self.store.add_mask(name, probe.masks_full[name])
+            mask = load_image(mask).image.mean(1, keepdim=True)
+        self.store.add_mask(name, named_mask(name, mask, self.original_full))
 
     @property
     def planner(self) -> Any:

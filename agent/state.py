@@ -60,6 +60,13 @@ def key_metrics(v: Version) -> dict[str, float]:
     return out
 
 
+def named_mask(name: str, mask: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+    """`mask` checked and resampled to `image`'s size, under a valid name (letters, digits, - or _)."""
+    if not name or not name.replace("_", "").replace("-", "").isalnum():
+        raise ToolError(f"mask name {name!r} must be letters, digits, '-' or '_'")
+    return check_mask(resize_mask(mask, image), image, "mask")
+
+
 @dataclass
 class EditSession:
     """Holds the original (full resolution and preview), the versions and the named masks."""
@@ -101,9 +108,7 @@ class EditSession:
 
     def add_mask(self, name: str, mask: torch.Tensor) -> None:
         """Register a named mask (any resolution; resampled to the preview and to full size)."""
-        if not name or not name.replace("_", "").replace("-", "").isalnum():
-            raise ToolError(f"mask name {name!r} must be letters, digits, '-' or '_'")
-        self.masks_full[name] = check_mask(resize_mask(mask, self.original_full), self.original_full, "mask")
+        self.masks_full[name] = named_mask(name, mask, self.original_full)
 
     def mask(self, name: str, like: torch.Tensor) -> torch.Tensor:
         if name not in self.masks_full:
