@@ -87,10 +87,10 @@ def gloss(text: str) -> tuple[str, str]:
     return lang, text
 
 
-_PRE = r"^(?P<pre>(?:but|just|and|then) )?(?:make )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
+_PRE = r"^(?P<pre>(?:but|just|and|then) )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
 _VERB_LAST = re.compile(_PRE + r"(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
                         r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip|lift|add|brighter|darker)\s*"
-                        r"(?P<not>ない)?$")
+                        r"(?P<not>ない|don't)?$")
 # "brightness keep" (亮度不变), "saturation don't more" (饱和度不要增加), "colours not change" (Farben nicht ändern)
 _NEGATION_LAST = re.compile(_PRE + r"(?P<object>[a-z][a-z ]*?)\s+(?P<verb>(?:don't|not|keep|leave)(?: [a-z ]+)?)$")
 
