@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from agent import wishes
-from agent.accounting import Accountant
+from agent.accounting import Accountant, model_key, price_of
 from agent.chat import Session  # noqa: F401  (conversational sessions: Session.open(...).say(...))
 from agent.configure import BUDGET_FIELDS, OPTION_FIELDS, edit_options, loop_options
 from agent.critics import make_critic
+from agent.errors import ExitCode, UserError
 from agent.goals import Goal, parse_goal
 from agent.loop import LoopResult, TraceEntry, run_loop
 from agent.natural import natural_of
@@ -29,7 +30,7 @@ from agent.planners import make_planner
 from agent.settings import Settings, load_settings
 from agent.state import EditSession, preview_of
 from tools.analysis import measure
-from tools.io import LoadedImage, load_image, pixel_limit
+from tools.io import LoadedImage, atomic_write_bytes, load_image, pixel_limit, save_image
 from tools.masks import fit_mask
 from tools.recipe import Recipe, apply_recipe
 
@@ -56,8 +57,6 @@ class EditResult:
 
         `imagent apply` then replays it exactly, masks the agent made (faces, sky) included.
         """
-        from tools.io import atomic_write_bytes, save_image
-
         path = Path(path)
         used = sorted({s.mask for s in self.recipe.steps if s.mask is not None})
         masks = dict(self.recipe.masks)
@@ -81,8 +80,6 @@ class EditResult:
 
     @property
     def exit_code(self) -> int:
-        from agent.errors import ExitCode
-
         return {"met": ExitCode.MET, "not_met": ExitCode.NOT_MET, "nothing": ExitCode.NOTHING}[self.outcome]
 
     @property
@@ -91,8 +88,6 @@ class EditResult:
 
     def save(self, path: str | Path, **options: Any) -> Path:
         """Write the image (atomic; refuses to overwrite the source unless overwrite=True)."""
-        from tools.io import save_image
-
         src = self.source
         return save_image(self.image, path, like=src, source=getattr(src, "path", None), **options)
 
@@ -256,9 +251,6 @@ def _result(session: EditSession, goal: Goal, result: LoopResult, full: torch.Te
 
 def _check_prices(budget: Any, accountant: Any, planner: Any, critic: Any) -> None:
     """A cost budget needs a price for every model that will be called."""
-    from agent.accounting import model_key, price_of
-    from agent.errors import UserError
-
     if budget.max_cost_usd is None:
         return
     keys = [model_key(planner)] + ([critic.model_key] if getattr(critic, "model_key", None) else [])

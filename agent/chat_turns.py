@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from langchain_core.runnables import RunnableLambda
+
 from agent import wishes
 from agent.chat_requests import Reply, Request, version_number
 from agent.configure import loop_options
@@ -17,6 +19,7 @@ from agent.loop import run_loop
 from agent.sessions import CheckpointRefused
 from agent.state import EditSession, Version, key_metrics
 from tools.recipe import Recipe
+from tools.registry import ToolError, get
 
 
 def run(s: Any, text: str, req: Request, goal: Any) -> Reply:
@@ -137,13 +140,9 @@ class MaskScoped:
         self.model, self.mask = model, mask
 
     def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
-        from langchain_core.runnables import RunnableLambda
-
         return self.model.bind_tools(tools, **kwargs) | RunnableLambda(self._scope)
 
     def _scope(self, ai: Any) -> Any:
-        from tools.registry import ToolError, get
-
         calls = []
         for c in getattr(ai, "tool_calls", None) or []:
             try:

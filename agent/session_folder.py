@@ -6,8 +6,10 @@ crash points tests use to kill a write at the same step on any machine.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import shutil
 import signal
 import sqlite3
 import stat
@@ -107,8 +109,6 @@ def damaged(folder: Path, exc: Exception) -> SessionDamaged:
 
 def discard(path: Path, folder: Path) -> None:
     """Remove what a failed create made, so no half-made session is left behind."""
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
     for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm", LOCK_NAME, CHECKPOINTS):
         (folder / name).unlink(missing_ok=True)
@@ -208,8 +208,6 @@ def StrictSerializer(folder: Path) -> Any:  # noqa: N802 - a class made on first
 
 
 def lock(folder: Path) -> int:
-    import fcntl
-
     path = folder / LOCK_NAME
     try:  # never through a link: the pid written below would overwrite whatever it points to
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -238,8 +236,6 @@ def lock(folder: Path) -> int:
 
 
 def unlock(fd: int) -> None:
-    import fcntl
-
     with suppress(OSError):
         fcntl.flock(fd, fcntl.LOCK_UN)
     with suppress(OSError):

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import torch
 
 from agent.session_folder import (  # noqa: F401  (the folder's names and errors are re-exported)
@@ -63,6 +64,9 @@ from agent.session_folder import (  # noqa: F401  (the folder's names and errors
     lock,
     unlock,
 )
+from agent.state import preview_of
+from tools.io import ImageLoadError, atomic_write_bytes, load_image, to_array
+from tools.recipe import Recipe
 
 FORMAT = 1
 _HASH = re.compile(r"[0-9a-f]{64}")  # an image's name: the SHA-256 of its PNG bytes
@@ -105,10 +109,6 @@ def sha256(data: bytes) -> str:
 
 def encode_png(image: torch.Tensor, bit_depth: int = 16) -> bytes:
     """(1,3,H,W) or (1,1,H,W) in [0,1] -> lossless PNG bytes (deterministic for equal pixels)."""
-    import cv2
-
-    from tools.io import to_array
-
     x = image.detach().to("cpu", torch.float32)
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
@@ -314,8 +314,6 @@ class SessionStore:
 
     def put_image(self, image: torch.Tensor, *, bit_depth: int = 16) -> str:
         """Store an image (atomically, once per content); returns its hash."""
-        from tools.io import atomic_write_bytes
-
         data = encode_png(image, bit_depth)
         h = sha256(data)
         path = self.image_path(h)
@@ -328,8 +326,6 @@ class SessionStore:
         return h
 
     def get_image(self, h: str, channels: int = 3) -> torch.Tensor:
-        from tools.io import ImageLoadError, load_image
-
         path = self.image_path(h)
         try:  # the process's one pixel limit (--max-pixels / IMAGENT_MAX_PIXELS), as for any photo
             img = load_image(path).image
@@ -493,9 +489,6 @@ class SessionStore:
 
 
 def _empty_recipe(original: torch.Tensor, preview: int) -> str:
-    from agent.state import preview_of
-    from tools.recipe import Recipe
-
     p = preview_of(original, preview)
     return Recipe(size=(int(p.shape[-1]), int(p.shape[-2]))).model_dump_json()
 
