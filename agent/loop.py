@@ -30,12 +30,11 @@ from typing import Any
 from langchain_core.messages import AnyMessage, SystemMessage
 
 from agent.accounting import Accountant, Call, model_key
-from agent.goals import Budget
 from agent.loop_context import Critic, Ledger, LoopContext, critic_objection, review
 from agent.loop_refine import refine_best
 from agent.loop_state import Best, LoopResult, TraceEntry, initial_state
 from agent.nodes import best_so_far, build_graph, finished
-from agent.options import EditOptions
+from agent.options import Budget, EditOptions
 from agent.planner_message import SYSTEM_PROMPT, sees_images, state_message
 from agent.state import EditSession, Version, preview_of
 from tools.analysis import measure
@@ -44,9 +43,6 @@ from tools.registry import all_tools, to_langchain
 
 __all__ = ["SYSTEM_PROMPT", "Budget", "Critic", "LoopResult", "TraceEntry", "run_loop"]
 
-# The keywords run_loop took before EditOptions (EditOptions fields), accepted until agent/api.py and
-# agent/chat.py pass options; `vision` may be the old bool.
-_LEGACY = ("budget", "vision", "op_timeout", "max_invalid_calls", "op_retries")
 RECURSION_LIMIT = 100_000  # graph steps; the budgets end a run long before (a guard against a bug)
 
 
@@ -63,7 +59,6 @@ def run_loop(
     region: str | None = None,
     checkpointer: Any = None,
     thread_id: str | None = None,
-    **legacy: Any,
 ) -> LoopResult:
     """Plan and edit until the goal is met or a budget ends the run; see the module doc.
 
@@ -77,7 +72,9 @@ def run_loop(
     session offering `recall(tool_call_id) -> version id | None` and `adopt_call(version,
     tool_call_id)` makes the resumed act node skip calls already committed.
     """
-    options = _options(goal, options, legacy)
+    if options is None:
+        budget = getattr(goal, "budget", None)
+        options = EditOptions(budget=budget) if budget is not None else EditOptions()
     ctx = _context(session, goal, model, options, reference=reference, critic=critic, on_event=on_event,
                    accountant=accountant, region=region)
     app = build_graph().compile(checkpointer=checkpointer)
@@ -87,24 +84,9 @@ def run_loop(
         config["configurable"] = {"thread_id": thread_id or "imagent"}
         saved = app.get_state(config) if checkpointer.get_tuple(config) is not None else None
     # sync: each node's checkpoint is written before the next node runs (a crash loses no step)
-    invoke = partial(app.invoke, config=config, context=ctx, **({"durability": "sync"} if checkpointer else {}))
+    invoke = partial(app.invoke, config=config, context=ctx, **({"durability": "sync"} if checkpointer is not None else {}))
     final = _start(ctx, invoke) if saved is None else _resume(ctx, saved, invoke)
     return _finish(ctx, final)
-
-
-def _options(goal: Any, options: EditOptions | None, legacy: dict[str, Any]) -> EditOptions:
-    """The options of this run: given, else the defaults with the goal's budget; old keywords mapped."""
-    unknown = set(legacy) - set(_LEGACY)
-    if unknown:
-        raise TypeError(f"run_loop() got unexpected keyword argument(s) {', '.join(sorted(unknown))}; "
-                        "pass them in options=EditOptions(...)")
-    if options is None:
-        budget = getattr(goal, "budget", None)
-        options = EditOptions(budget=budget) if budget is not None else EditOptions()
-    given = {k: v for k, v in legacy.items() if v is not None}
-    if "vision" in given and isinstance(given["vision"], bool):
-        given["vision"] = "on" if given["vision"] else "off"
-    return options.model_copy(update=given) if given else options
 
 
 def _context(session: EditSession, goal: Any, model: Any, options: EditOptions, **given: Any) -> LoopContext:

@@ -130,16 +130,18 @@ class Ledger:
 def budget_spent(ctx: LoopContext, spent: Spent, next_call: str = "planner") -> BudgetSpent | None:
     """The first budget `spent` has used up, as a BudgetSpent naming it; None when all have room.
     The cost budget is hard: it is spent when the next call (by the `next_call` role) would likely
-    pass it, that role's last call being the estimate."""
+    pass it, that role's last call being the estimate. A critique (`next_call="critic"`) spends model
+    calls and money only: the step, time and invalid-call budgets do not keep a result unjudged."""
     budget, acct = ctx.budget, ctx.acct
-    if budget.max_steps is not None and spent["steps"] >= budget.max_steps:
+    plans = next_call == "planner"
+    if plans and budget.max_steps is not None and spent["steps"] >= budget.max_steps:
         return BudgetSpent(f"step budget spent ({budget.max_steps} edits)", cause="steps")
     if budget.max_model_calls is not None and spent["model_calls"] >= budget.max_model_calls:
         return BudgetSpent(f"model-call budget spent ({budget.max_model_calls} calls)", cause="model_calls")
-    if budget.max_seconds is not None and ctx.seconds() >= budget.max_seconds:
+    if plans and budget.max_seconds is not None and ctx.seconds() >= budget.max_seconds:
         return BudgetSpent(f"time budget spent ({budget.max_seconds:g} s)", cause="seconds")
     cap_calls = ctx.options.max_invalid_calls
-    if spent["invalid_calls"] and spent["invalid_calls"] >= cap_calls:  # 0: the first one ends the run
+    if plans and spent["invalid_calls"] and spent["invalid_calls"] >= cap_calls:  # 0: the first one ends the run
         return BudgetSpent(f"invalid-call budget spent ({cap_calls} tool calls could not run as sent)",
                            cause="invalid_calls")
     cap = budget.max_cost_usd
