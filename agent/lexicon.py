@@ -35,6 +35,7 @@ def tables() -> dict[str, list[tuple[str, str]]]:
 # French elision and the two-part negation, in one spelling for the table and the goal:
 # "n'assombris pas" -> "ne assombris pas" -> "ne pas assombris"; "l'image" -> "le image"
 _ELISION = re.compile(r"\b(l|d|n|j|c|s|m|t|qu)'(?=\w)")
+_CLITIC = re.compile(r"(?<=\w)-(?:la|le|les|moi|lui|leur|en|y)\b")  # "éclaircis-la": the verb says it
 _NE_PAS = re.compile(r"\bne (?:(?:le|la|les|lui|leur|me|te|se|y|en) )?([\w-]+) pas\b")
 
 
@@ -42,7 +43,7 @@ def spelled(lang: str, text: str) -> str:
     """The text in the spelling the table `lang` is written in: lower case, one apostrophe, French elisions undone."""
     text = text.lower().replace("\u2019", "'")
     if lang == "fr":
-        text = _NE_PAS.sub(r"ne pas \1", _ELISION.sub(r"\1e ", text))
+        text = _NE_PAS.sub(r"ne pas \1", _ELISION.sub(r"\1e ", _CLITIC.sub("", text)))
     return text
 
 
@@ -82,13 +83,16 @@ def gloss(text: str) -> tuple[str, str]:
     table = dict(tables()[lang])
     out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} ", spelled(lang, text))
     text = re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
-    if lang in VERB_LAST:  # "saturation less" -> "less saturation", "saturation don't more" -> "don't more saturation"
-        text = ", ".join(_verb_first(c.strip()) for c in text.split(","))
-    return lang, text
+    clauses = [_verb_first(c.strip()) if lang in VERB_LAST else c.strip() for c in text.split(",")]
+    return lang, ", ".join(_ROTATE.sub(r"rotate \g<0>", c) if "rotate" not in c else c for c in clauses)
+
+
+# "90 Grad gegen den Uhrzeigersinn", "左回りに90度": an angle without a verb is a rotation
+_ROTATE = re.compile(r"^.*?(?=\b\d+\s*(?:degrees|°))")
 
 
 _PRE = r"^(?P<pre>(?:but|just|and|then) )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
-_VERB_LAST = re.compile(_PRE + r"(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
+_VERB_LAST = re.compile(_PRE + r"(?P<neg>(?:not|without) )?(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
                         r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip|lift|add|brighter|darker)\s*"
                         r"(?P<not>ない|don't)?$")
 # "brightness keep" (亮度不变), "saturation don't more" (饱和度不要增加), "colours not change" (Farben nicht ändern)
@@ -104,7 +108,7 @@ def _verb_first(clause: str) -> str:
     m = _VERB_LAST.match(clause)
     if m:
         verb = {"brighter": "brighten", "darker": "darken"}.get(m["verb"], m["verb"])  # "shadows brighter"
-        return f"{m['pre'] or ''}{'not ' if m['not'] else ''}{verb} {m['object']}"
+        return f"{m['pre'] or ''}{'not ' if m['not'] or m['neg'] else ''}{verb} {m['object']}"
     m = _NEGATION_LAST.match(clause)
     if m:
         return f"{m['pre'] or ''}{m['verb']} {m['object']}"
