@@ -20,6 +20,7 @@ import time
 
 def main(argv: list[str] | None = None) -> None:
     from agent.api import edit
+    from agent.options import DEFAULT_PREVIEW, Budget, EditOptions
     from agent.refine import LOOK_TOOLS, Objective, refine
     from evals.corpus import photos
     from evals.suites import Generator, build_case, generate, read_suite
@@ -47,8 +48,9 @@ def main(argv: list[str] | None = None) -> None:
     for case in cases:
         image, ref = build_case(case)
         t0 = time.perf_counter()
-        res = edit(image, case.goal, model="offline", reference=ref, lock=case.lock, max_steps=case.max_steps,
-                   preview=max(image.shape[-2:]))
+        res = edit(image, case.goal, model="offline", reference=ref,
+                   options=EditOptions(lock=case.lock, budget=Budget(max_steps=case.max_steps),
+                                       preview=max(DEFAULT_PREVIEW, *image.shape[-2:])))
         t1 = time.perf_counter()
         # preview = the image's own size: the agent's steps were made on `image` itself
         r = refine(image, res.recipe.steps, Objective(reference=ref), iters=args.iters, lock=case.lock, extra=extra)

@@ -200,10 +200,8 @@ def run_chat(model: str, case: Any, image: torch.Tensor, *, base_url: str | None
     from agent.chat import Session
 
     with tempfile.TemporaryDirectory(prefix="imagent-eval-chat-") as tmp:
-        options: dict[str, Any] = {"model": model, "lock": case.lock, "max_steps": case.max_steps}
-        if base_url is not None:
-            options["base_url"] = base_url
-        with Session.open(image, session=Path(tmp) / "s", preview=max(image.shape[-2:]), **options) as s:
+        with Session.open(image, session=Path(tmp) / "s", model=model, base_url=base_url,
+                          options=_case_options(case, image)) as s:
             trace, calls = [], 0
             for text in case.turns:
                 reply = s.say(text)
@@ -227,8 +225,9 @@ def run_agent(model: str, case: Any, image: torch.Tensor, reference: torch.Tenso
     from agent.api import edit
 
     options: dict[str, Any] = {}
+    prior = model != "rules"
     if model == "rules":
-        model, options["prior"] = "offline", False
+        model = "offline"
     if critic is not None:
         if not _edit_supports("critic"):
             from agent.errors import UserError
@@ -238,7 +237,7 @@ def run_agent(model: str, case: Any, image: torch.Tensor, reference: torch.Tenso
     if base_url is not None:
         options["base_url"] = base_url
     res = edit(image, case.goal, model=model, reference=reference if case.kind == "match" else None,
-               lock=case.lock, max_steps=case.max_steps, preview=max(image.shape[-2:]), **options)
+               options=_case_options(case, image, prior=prior), **options)
     lr = res.loop
     usage = getattr(lr, "usage", None) or {}
     usd = None if usage.get("unpriced_models") else round(float(getattr(lr, "cost_usd", 0.0) or 0.0), 6)
@@ -249,6 +248,14 @@ def run_agent(model: str, case: Any, image: torch.Tensor, reference: torch.Tenso
     return Output(image=res.image, steps=len(res.recipe.steps), tool_calls=len(lr.trace), model_calls=lr.model_calls,
                   input_tokens=lr.input_tokens, output_tokens=lr.output_tokens, trace=trace,
                   stop_reason=res.stop_reason, usd=usd)
+
+
+def _case_options(case: Any, image: torch.Tensor, prior: bool = True) -> Any:
+    """The agent's EditOptions on a case: its lock and step budget; the image is its own preview."""
+    from agent.options import DEFAULT_PREVIEW, Budget, EditOptions
+
+    return EditOptions(lock=case.lock, budget=Budget(max_steps=case.max_steps),
+                       preview=max(DEFAULT_PREVIEW, *image.shape[-2:]), prior=prior)
 
 
 def _short(v: Any) -> str:
