@@ -101,14 +101,14 @@ def test_halos_from_a_huge_clarity_are_vetoed_and_a_moderate_sharpen_kept() -> N
 
 def test_a_goal_left_unmet_by_a_veto_exits_3_and_still_writes_the_best_version(tmp_path, capsys, monkeypatch) -> None:
     # `batch` reads the same EditResult.exit_code per photo (its planner runs in worker processes)
-    import agent.planners
+    import agent.api
     from tests.helpers import run_cli
     from tools.io import save_image
 
     photo, out = tmp_path / "field.png", tmp_path / "out.png"
     save_image(corpus_like(texture=0.2, posts=False, soft=False), photo)
     smear = ScriptedModel(script=[say(call("denoise", method="nlm", strength=1.0)), say(text="done")])
-    monkeypatch.setattr(agent.planners, "make_planner", lambda *a, **k: smear)
+    monkeypatch.setattr(agent.api, "make_planner", lambda *a, **k: smear)  # where `edit` builds its planner
     code, stdout, err = run_cli(["edit", str(photo), "-g", "remove the noise", "-o", str(out), "--critic", "none"],
                                 capsys)
     assert code == 3 and "goal not met" in err and out.exists(), stdout + err
