@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from functools import cache
 from importlib import resources
 
@@ -26,9 +27,10 @@ NAMES = {"zh": "Chinese", "ja": "Japanese", "de": "German", "fr": "French", "es"
 
 
 @cache
-def tables() -> dict[str, list[tuple[str, str]]]:
+def tables(fold: bool = True) -> dict[str, list[tuple[str, str]]]:
+    """Per language, (native, English) pairs in `spelled` form, longest first."""
     data = json.loads(resources.files("agent").joinpath("data/lexicon.json").read_text(encoding="utf-8"))
-    return {lang: sorted(((spelled(lang, a), b) for a, b in pairs), key=lambda p: -len(p[0]))
+    return {lang: sorted(((spelled(lang, a, fold), b) for a, b in pairs), key=lambda p: -len(p[0]))
             for lang, pairs in data.items() if not lang.startswith("_")}
 
 
@@ -37,19 +39,25 @@ def tables() -> dict[str, list[tuple[str, str]]]:
 _ELISION = re.compile(r"\b(l|d|n|j|c|s|m|t|qu)'(?=\w)")
 _CLITIC = re.compile(r"(?<=\w)-(?:la|le|les|moi|lui|leur|en|y)\b")  # "éclaircis-la": the verb says it
 _NE_PAS = re.compile(r"\bne (?:(?:le|la|les|lui|leur|me|te|se|y|en) )?([\w-]+) pas\b")
+_UMLAUT = re.compile(r"(?<=[a-z])(?:ae|oe|ue)")  # "waermer", "schaerfer": German typed without umlauts
 
 
-def spelled(lang: str, text: str) -> str:
-    """The text in the spelling the table `lang` is written in: lower case, one apostrophe, French elisions undone."""
+def spelled(lang: str, text: str, fold: bool = True) -> str:
+    """The text in the spelling the table `lang` is written in: lower case, one apostrophe, French elisions
+    undone, and with `fold` no accents, umlauts or ß ("mas clara", "eclaircis", "waermer", "schwarzweiss")."""
     text = text.lower().replace("\u2019", "'")
+    if fold and lang not in CJK:
+        text = _UMLAUT.sub(lambda m: m[0][0], text) if lang == "de" else text
+        text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
+        text = text.replace("ß", "ss")
     if lang == "fr":
         text = _NE_PAS.sub(r"ne pas \1", _ELISION.sub(r"\1e ", _CLITIC.sub("", text)))
     return text
 
 
 @cache
-def _pattern(lang: str) -> re.Pattern[str]:
-    alts = "|".join(re.escape(a) for a, _ in tables()[lang])
+def _pattern(lang: str, fold: bool = True) -> re.Pattern[str]:
+    alts = "|".join(re.escape(a) for a, _ in tables(fold)[lang])
     if lang in CJK:
         return re.compile(alts)
     return re.compile(rf"(?<![\w'-])(?:{alts})(?![\w'-])")
@@ -57,22 +65,25 @@ def _pattern(lang: str) -> re.Pattern[str]:
 
 def language_of(text: str) -> str:
     """'ja', 'zh', 'de', 'fr', 'es' or 'en' (the default: no table's distinctive words found).
-    Among Latin-script tables the one matching the most characters wins ("más contraste": es)."""
+    Among Latin-script tables the one matching the most characters wins ("más contraste": es); the
+    text as written first, then without accents ("mas oscura") when nothing matched as written."""
     if _KANA.search(text):
         return "ja"
     if _HAN.search(text):
         return "zh"
-    best, hits = "en", 0
-    for lang in tables():
-        if lang in CJK:
-            continue
-        lowered = spelled(lang, text)
-        same = {a for a, b in tables()[lang] if a == b.lower()}  # "photo" is French and English: no evidence
-        found = [m.group(0) for m in _pattern(lang).finditer(lowered) if m.group(0) not in same]
-        n = sum(len(w) for w in found if len(w) >= 4 or " " in w or not w.isascii())  # characters matched
-        if n > hits:
-            best, hits = lang, n
-    return best
+    for fold in (False, True):
+        best, hits = "en", 0
+        for lang in tables():
+            if lang in CJK:
+                continue
+            same = {a for a, b in tables(fold)[lang] if a == b.lower()}  # "photo" is French and English: no evidence
+            found = [m.group(0) for m in _pattern(lang, fold).finditer(spelled(lang, text, fold)) if m.group(0) not in same]
+            n = sum(len(w) for w in found if len(w) >= 4 or " " in w or not w.isascii())  # characters matched
+            if n > hits:
+                best, hits = lang, n
+        if hits:
+            return best
+    return "en"
 
 
 def gloss(text: str) -> tuple[str, str]:
@@ -83,15 +94,26 @@ def gloss(text: str) -> tuple[str, str]:
     table = dict(tables()[lang])
     out = _pattern(lang).sub(lambda m: f" {table[m.group(0)]} ", spelled(lang, text))
     text = re.sub(r"(\s*,)+", ",", " ".join(out.split())).strip(" ,")
+    text = _RATIO.sub(r"\1:\2", text)
     clauses = [_verb_first(c.strip()) if lang in VERB_LAST else c.strip() for c in text.split(",")]
-    return lang, ", ".join(_ROTATE.sub(r"rotate \g<0>", c) if "rotate" not in c else c for c in clauses)
+    return lang, ", ".join(_verbless(_BUT_KEEP.sub("", c)) for c in clauses)
 
 
-# "90 Grad gegen den Uhrzeigersinn", "左回りに90度": an angle without a verb is a rotation
+_RATIO = re.compile(r"\b(\d{1,2})\s*(?:/|比|対)\s*(\d{1,2})\b")  # "16/9", "16比9": a ratio
+_BUT_KEEP = re.compile(r"^(?:but|and|just) (?=(?:keep|leave)\b)")  # "aber Farben lassen": a constraint, not a wish
 _ROTATE = re.compile(r"^.*?(?=\b\d+\s*(?:degrees|°))")
 
 
-_PRE = r"^(?P<pre>(?:but|just|and|then) )?(?!(?:but|just|and|then|don't|not|keep|make)\b)"
+def _verbless(clause: str) -> str:
+    """An angle or a ratio without its verb: "90 Grad gegen den Uhrzeigersinn", "16:9にして"."""
+    if "rotate" not in clause and _ROTATE.match(clause):
+        return _ROTATE.sub(r"rotate \g<0>", clause)
+    if re.fullmatch(r"(?:to |in )?\d{1,2}:\d{1,2}", clause):
+        return f"crop to {clause.removeprefix('to ').removeprefix('in ')}"
+    return clause
+
+
+_PRE = r"^(?P<pre>(?:(?:but|just|and|then|please) )*)(?!(?:but|just|and|then|please|don't|not|no|keep|make)\b)"
 _VERB_LAST = re.compile(_PRE + r"(?P<neg>(?:not|without) )?(?P<object>[a-z0-9][a-z0-9:° ]*?)\s+"
                         r"(?P<verb>more|less|remove|fix|brighten|darken|sharpen|recover|crop|rotate|flip|lift|add|brighter|darker)\s*"
                         r"(?P<not>ない|don't)?$")

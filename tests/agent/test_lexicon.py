@@ -29,3 +29,28 @@ def test_english_is_left_alone(text):
 
 def test_what_the_table_lacks_stays_as_it_was():
     assert gloss("明天天气怎么样") == ("zh", "明天天气怎么样")
+
+
+@pytest.mark.parametrize("text, lang, english", [
+    ("Kontrast erhöhen", "de", "more contrast"),  # the verb after its object
+    ("Farbstich entfernen", "de", "fix the colour cast"),
+    ("饱和度不要增加", "zh", "don't more saturation"),  # the negation after its object
+    ("亮度不变", "zh", "keep brightness"),
+    ("暗くしないで", "ja", "don't darker"),  # the negation after what it negates
+    ("n'assombris pas", "fr", "don't darken"),  # elision and ne ... pas
+    ("éclaircis-la", "fr", "brighten"),  # the clitic pronoun
+    ("mas oscura", "es", "darker"),  # typed without accents
+    ("waermer bitte", "de", "warmer please"),  # typed without umlauts
+    ("90 Grad gegen den Uhrzeigersinn", "de", "rotate 90 degrees counterclockwise"),  # an angle without a verb
+    ("16:9にして", "ja", "crop to 16:9"),  # a ratio without a verb
+    ("裁成16比9", "zh", "crop to 16:9"),
+    ("heller, aber Farben lassen", "de", "brighter, leave colours"),  # a constraint, not a wish
+])
+def test_word_order_and_spelling_are_undone(text, lang, english):
+    assert gloss(text) == (lang, english)
+
+
+@pytest.mark.parametrize("text", ["make it warmer", "a stark black and white", "matte finish",
+                                  "mirror the image", "warm up the colours"])
+def test_english_words_in_the_tables_are_no_evidence(text):
+    assert language_of(text) == "en"
