@@ -22,7 +22,7 @@ from typing import Any
 
 from agent.errors import ExitCode
 from agent.options import EditOptions
-from agent.runtime import worker_env
+from agent.runtime import pixel_policy, worker_env
 
 # status of a photo that did not edit -> its exit status (`ExitCode`); an edited one has its outcome's
 FAILED_EXIT = {"unreadable": ExitCode.USAGE, "over_cap": ExitCode.USAGE, "failed": ExitCode.ERROR}
@@ -297,10 +297,7 @@ def _worker() -> None:
 
     cfg = json.loads(sys.stdin.readline())
     job, memory, out_dir = Job.from_json(cfg["job"]), cfg["memory"], Path(cfg["out_dir"])
-    from tools.io import set_pixel_limit
-
-    if job.options.max_pixels:  # this process edits only the batch's photos
-        set_pixel_limit(job.options.max_pixels)
+    pixel_policy(job.options.max_pixels)  # this process edits only the batch's photos
     _warm_up(cfg["goal"], job)
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     for line in sys.stdin:

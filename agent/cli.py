@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agent.errors import ExitCode, UserError
-from agent.runtime import quiet_environment
+from agent.runtime import pixel_policy, quiet_environment
 
 app = typer.Typer(
     name="imagent",
@@ -39,19 +39,16 @@ MaxPixelsOpt = Annotated[int | None, typer.Option(
          "[default: IMAGENT_MAX_PIXELS or 100000000].")]
 
 
-def pixel_policy(max_pixels: int | None) -> int:
-    """The pixel limit for this command (option > IMAGENT_MAX_PIXELS > imagent.toml), set
-    for every decoder in the process (Pillow, OpenCV, load_image)."""
-    from agent.settings import load_settings
-    from tools.io import set_pixel_limit
-
-    limit = load_settings(max_pixels=max_pixels).max_pixels
-    set_pixel_limit(limit)
-    return limit
-
-
 LookOpt = Annotated[Path | None, typer.Option(
     help="A .cube 3-D LUT (from Resolve, Lightroom, `imagent export`): applied as the last step.")]
+
+# The models' flags (settings: agent.settings.Settings; IMAGENT_MODEL, IMAGENT_CRITIC, IMAGENT_BASE_URL)
+ModelOpt = Annotated[str | None, typer.Option(
+    help="offline | local (after `make llm`) | gguf:/path/model.gguf | provider:model (openai:gpt-4o-mini, ...) "
+         "| hf:/local/path [default: offline]")]
+CriticOpt = Annotated[str | None, typer.Option(
+    help="offline | none | provider:model (a vision model) | hf:/local/path [default: offline]")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (vLLM, llama.cpp, LM Studio).")]
 
 # The flags of an edit's options (agent.options.EditOptions), shared by edit, batch and chat;
 # a flag left out (None) takes the setting (IMAGENT_*, imagent.toml), else EditOptions' default.
@@ -183,8 +180,8 @@ def edit_cmd(
     image: Annotated[Path, typer.Argument(help="Photo to edit (never modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help='What you want, in words: "brighten a bit, fix the blue cast".')],
     output: Annotated[Path, typer.Option("-o", "--output", help="Where to write the edited photo.")],
-    model: Annotated[str | None, typer.Option(help="offline | local (after `make llm`) | gguf:/path/model.gguf | provider:model (openai:gpt-4o-mini, ...) | hf:/local/path [default: offline]")] = None,
-    critic: Annotated[str | None, typer.Option(help="offline | none | provider:model (a vision model) | hf:/local/path [default: offline]")] = None,
+    model: ModelOpt = None,
+    critic: CriticOpt = None,
     reference: Annotated[Path | None, typer.Option(help="A photo whose look to match.")] = None,
     mask: Annotated[Path | None, typer.Option(help="Grayscale PNG (white = edit): restrict the goal to this region.")] = None,
     lock: LockOpt = None,
@@ -198,7 +195,7 @@ def edit_cmd(
     critique_every: CritiqueEveryOpt = None,
     recipe: Annotated[Path | None, typer.Option(help="Also write the recipe (JSON) here.")] = None,
     trace: Annotated[Path | None, typer.Option(help="Also write the trace (JSON) here.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (vLLM, llama.cpp, LM Studio).")] = None,
+    base_url: BaseUrlOpt = None,
     quality: Annotated[int, typer.Option(help="JPEG/WebP quality 1-100.")] = 95,
     overwrite: Annotated[bool, typer.Option(help="Allow writing over the input file.")] = False,
     look: LookOpt = None,

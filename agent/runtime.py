@@ -3,9 +3,11 @@
 - `quiet_environment()`: no library phones home (Ray's usage stats, Gradio's analytics) and
   Hugging Face never goes to the network (models are local files); set before those libraries
   are imported, which read the variables once.
-- `pixel_limit(pixels)`: the decoders' pixel limit (Pillow, OpenCV, `load_image`'s default) for a
-  block, restored after it, so a library call leaves the process as it found it; the CLI sets it
-  for a whole command with `tools.io.set_pixel_limit` (agent.cli.pixel_policy).
+- `pixel_policy(max_pixels)`: a command's pixel limit (the option, else IMAGENT_MAX_PIXELS or
+  imagent.toml) for every decoder in the process (Pillow's bomb guard, OpenCV's limit,
+  `load_image`'s default), set once at the command's start.
+- `pixel_limit(pixels)`: the same limit for a block only, restored after it, so a library call
+  (a batch) leaves the process as it found it.
 - `one_thread()`: torch runs a block on one intra-op thread (small tensors: a pool of threads
   spinning on shared cores costs more than the maths), the process-wide count restored after.
 - `cap_threads(n)`: at most `n` torch threads for the rest of the process (the GAN commands).
@@ -16,8 +18,8 @@
 
 The tools layer keeps its own (tools/ never imports agent): tools.io owns the pixel limit itself,
 tools/gan and tools/inpaint their thread counts.
-torch is imported inside the functions that need it: this module is imported by light
-modules (the CLI, goal parsing) that must not load torch.
+torch, the settings and tools.io are imported inside the functions that need them: this module is
+imported by light modules (the CLI, goal parsing) that must not load them at start-up.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")
 def quiet_environment() -> None:
     """Set QUIET_ENV in this process's environment (idempotent)."""
     os.environ.update(QUIET_ENV)
+
+
+def pixel_policy(max_pixels: int | None) -> int:
+    """Set the pixel limit for this process from `max_pixels` > IMAGENT_MAX_PIXELS > imagent.toml;
+    returns it."""
+    from agent.settings import load_settings
+    from tools.io import set_pixel_limit
+
+    limit = load_settings(max_pixels=max_pixels).max_pixels
+    set_pixel_limit(limit)
+    return limit
 
 
 @contextlib.contextmanager

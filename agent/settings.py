@@ -14,6 +14,9 @@ The same keys as environment variables: IMAGENT_MODEL, IMAGENT_CRITIC, IMAGENT_B
 IMAGENT_TIMEOUT, IMAGENT_MAX_COST_USD, IMAGENT_MAX_PIXELS, IMAGENT_MAX_PHOTO_SECONDS,
 IMAGENT_MAX_PHOTO_MEMORY=4G, IMAGENT_PRICES='{"openai:x": {"input": 1, "output": 2}}'.
 A file in the working folder overrides the one in the user's config folder key by key.
+The budgets (max_seconds, max_model_calls, max_cost_usd), op_timeout and max_invalid_calls are a
+person's defaults for every edit: `agent.configure.edit_options` fills the `EditOptions` fields
+an edit leaves unset from them.
 """
 
 from __future__ import annotations

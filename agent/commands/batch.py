@@ -8,10 +8,14 @@ from typing import Annotated
 import typer
 
 from agent.cli import (
+    BaseUrlOpt,
+    CriticOpt,
     CritiqueEveryOpt,
     LockOpt,
     MaxCostOpt,
+    MaxPixelsOpt,
     MaxStepsOpt,
+    ModelOpt,
     PreviewOpt,
     VisionOpt,
     app,
@@ -25,8 +29,8 @@ def batch_cmd(
     in_dir: Annotated[Path, typer.Argument(help="Folder of photos (not modified).")],
     goal: Annotated[str, typer.Option("-g", "--goal", help="What you want, in words, for every photo.")],
     out_dir: Annotated[Path, typer.Option("-o", "--output", help="Folder for the edited photos (created).")],
-    model: Annotated[str | None, typer.Option(help="offline | local | gguf:/path/model.gguf | provider:model | hf:/local/path [default: offline]")] = None,
-    critic: Annotated[str | None, typer.Option(help="offline | none | provider:model | hf:/local/path [default: offline]")] = None,
+    model: ModelOpt = None,
+    critic: CriticOpt = None,
     max_cost: MaxCostOpt = None,
     workers: Annotated[int, typer.Option(help="Photos edited at once.")] = 1,
     engine: Annotated[str, typer.Option(help="local (threads) or ray (pip install 'imagent[ray]').")] = "local",
@@ -36,9 +40,8 @@ def batch_cmd(
     preview: PreviewOpt = None,
     vision: VisionOpt = None,
     critique_every: CritiqueEveryOpt = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
-    max_pixels: Annotated[int | None, typer.Option(
-        help="Refuse images larger than this many pixels, in every decoder [default: IMAGENT_MAX_PIXELS or 100000000].")] = None,
+    base_url: BaseUrlOpt = None,
+    max_pixels: MaxPixelsOpt = None,
     max_photo_seconds: Annotated[float | None, typer.Option(
         help="Stop a photo still running after this many seconds; it fails alone (0 = no cap) "
              "[default: IMAGENT_MAX_PHOTO_SECONDS or 600].")] = None,

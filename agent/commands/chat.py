@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.cli import (
+    BaseUrlOpt,
     CritiqueEveryOpt,
     LockOpt,
     MaxPixelsOpt,
@@ -25,9 +26,9 @@ from agent.cli import (
     app,
     console,
     edit_flags,
-    pixel_policy,
 )
 from agent.errors import UserError
+from agent.runtime import pixel_policy
 
 sessions_app = typer.Typer(help="List, inspect, export or delete chat sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
@@ -41,7 +42,7 @@ def chat_cmd(
     session: Annotated[Path | None, typer.Option("--session", help="Folder for the new session (default: under --root).")] = None,
     resume: Annotated[str | None, typer.Option("--resume", help="Session folder or name to continue.")] = None,
     model: Annotated[str | None, typer.Option(help="offline | provider:model | hf:/local/path (default: the session's, else offline)")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    base_url: BaseUrlOpt = None,
     mask: Annotated[list[str] | None, typer.Option("--mask", help="NAME=PATH: a grayscale mask image (white = edit); repeatable.")] = None,
     preview: PreviewOpt = None,
     lock: LockOpt = None,

@@ -13,8 +13,9 @@ from typing import Annotated, Any
 
 import typer
 
-from agent.cli import MaxPixelsOpt, app, check_outputs, console, err_console, pixel_policy
+from agent.cli import MaxPixelsOpt, app, check_outputs, console, err_console
 from agent.errors import ExitCode, UserError
+from agent.runtime import pixel_policy
 
 METHODS = ("auto", "telea", "ns", "exemplar")
 KINDS = ("rect", "ellipse", "brush", "luminance", "color", "faces", "subject", "sky", "defects")

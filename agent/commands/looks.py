@@ -11,7 +11,8 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import MaxPixelsOpt, app, check_outputs, console, pixel_policy
+from agent.cli import MaxPixelsOpt, app, check_outputs, console
+from agent.runtime import pixel_policy
 
 
 @app.command("looks")

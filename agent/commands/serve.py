@@ -13,9 +13,9 @@ from typing import Annotated
 
 import typer
 
-from agent.cli import MaxPixelsOpt, app, console, err_console, pixel_policy
+from agent.cli import MaxPixelsOpt, app, console, err_console
 from agent.errors import UserError
-from agent.runtime import quiet_environment
+from agent.runtime import pixel_policy, quiet_environment
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
