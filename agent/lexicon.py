@@ -4,7 +4,11 @@ The lexicon (`agent/data/lexicon.json`) pairs native words and phrases with Engl
 per language. `gloss` picks the goal's language (kana: Japanese; Han without kana: Chinese;
 otherwise the Latin-script table with the most distinctive hits, or English when none hits)
 and rewrites the goal with that table, longest phrase first: CJK phrases anywhere, others as
-whole words. What it cannot gloss stays as it was, so it stays unmapped and is reported.
+whole words, both in one spelling (`spelled`: lower case, French elisions, "ne ... pas" and clitics
+undone, accents and umlauts folded so "mas clara" and "waermer" match). Then each clause is put in
+English order where the language puts the verb or the negation last (zh, ja, de: "Kontrast erhöhen",
+"饱和度不要增加", "暗くしないで"), and an angle or a ratio without its verb becomes a rotation or a
+crop. What it cannot gloss stays as it was, so it stays unmapped and is reported.
 Looks are named in every language in `looks.json` and matched there, not here.
 
 This is a phrase table, not a translator: it covers the wishes imagent can carry out, and the
@@ -30,8 +34,15 @@ NAMES = {"zh": "Chinese", "ja": "Japanese", "de": "German", "fr": "French", "es"
 def tables(fold: bool = True) -> dict[str, list[tuple[str, str]]]:
     """Per language, (native, English) pairs in `spelled` form, longest first."""
     data = json.loads(resources.files("agent").joinpath("data/lexicon.json").read_text(encoding="utf-8"))
-    return {lang: sorted(((spelled(lang, a, fold), b) for a, b in pairs), key=lambda p: -len(p[0]))
-            for lang, pairs in data.items() if not lang.startswith("_")}
+    out = {}
+    for lang, pairs in data.items():
+        if lang.startswith("_"):
+            continue
+        table: dict[str, str] = {}  # two words spelled alike ("contraste", "contrasté"): the one written so wins
+        for a, b in sorted(pairs, key=lambda p: spelled(lang, p[0], fold) != p[0].lower()):
+            table.setdefault(spelled(lang, a, fold), b)
+        out[lang] = sorted(table.items(), key=lambda p: -len(p[0]))
+    return out
 
 
 # French elision and the two-part negation, in one spelling for the table and the goal:
