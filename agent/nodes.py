@@ -142,9 +142,9 @@ def decide(state: LoopState, runtime: Ctx) -> dict[str, Any]:
         return led.update(stop=stop, best=best)
     note = ""
     if idle and unmet:
-        left = MAX_REMINDERS - led.spent["idle_answers"]
-        note = (f"Not done yet: {'; '.join(unmet)}. Continue with tool calls; "
-                f"{left} more answer(s) without tool calls end the run with the goal unmet.\n")
+        left = MAX_REMINDERS + 1 - led.spent["idle_answers"]
+        note = (f"Not done yet: {'; '.join(unmet)}. Continue with tool calls; answering without tool calls "
+                f"{left} more time(s) ends the run.\n")
     return led.update(messages=[state_message(ctx, led, note)], best=best)
 
 
@@ -362,7 +362,7 @@ def ended_early(led: Ledger, state: LoopState, unmet: list[str]) -> str | None:
         return None
     ai = state["messages"][-1]
     text = ai.content.strip() if isinstance(ai.content, str) else ""
-    why = f" with the goal unmet after {MAX_REMINDERS} reminders ({'; '.join(unmet)[:200]})" if unmet else ""
+    why = f" after {MAX_REMINDERS} reminders of what is unmet ({'; '.join(unmet)[:200]})" if unmet else ""
     return "the planner finished" + why + (f": {text[:200]}" if text else "")
 
 

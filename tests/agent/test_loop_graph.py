@@ -81,7 +81,7 @@ def test_a_planner_that_says_done_with_a_target_unmet_is_pushed_back(server: Scr
     assert after_first.score.targets_met < after_first.score.targets_total, "exposure 0.8 must leave a target unmet"
     told = _user_texts(planner[2])[-1]  # what the planner read after its early "The goal is met."
     assert told.startswith("Not done yet: ") and "mean_L" in told and "wanted" in told
-    assert f"{MAX_REMINDERS - 1} more answer(s) without tool calls end the run" in told
+    assert f"answering without tool calls {MAX_REMINDERS} more time(s) ends the run" in told
     assert [e.tool for e in res.trace] == ["exposure", "exposure"], "the run went on after the early 'done'"
     assert res.stop_reason.startswith("all targets met") and res.goal_met and len(planner) == 3
 
@@ -91,7 +91,7 @@ def test_a_planner_that_keeps_saying_done_ends_the_run_honestly(dark: torch.Tens
     session = EditSession(dark)
     res = run_loop(session, _goal(session), model, critic=None)
     assert len(model.seen) == 2 + MAX_REMINDERS  # the reminders, then the end
-    assert res.stop_reason.startswith(f"the planner finished with the goal unmet after {MAX_REMINDERS} reminders")
+    assert res.stop_reason.startswith(f"the planner finished after {MAX_REMINDERS} reminders of what is unmet (")
     assert not res.goal_met and res.unmet
 
 
