@@ -195,14 +195,34 @@ def test_vision_follows_the_options_and_the_model_profile(dark: torch.Tensor) ->
     assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
 
 
-def test_the_state_a_checkpoint_holds_is_plain_data(dark: torch.Tensor) -> None:
-    saver = InMemorySaver()
+def test_the_state_a_checkpoint_holds_is_plain_data_the_strict_serializer_loads(dark: torch.Tensor,
+                                                                               tmp_path: Any) -> None:
+    import sqlite3
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agent.critics import Review
+    from agent.sessions import StrictSerializer
+
+    class Picky:  # a critic that finds a fault once, so its review is in the state's trace
+        name, model_key = "picky", None
+
+        def __call__(self, session: Any, version: Any, *, goal: Any, reference: Any = None) -> Review:
+            return Review(critic="picky", goal_met=version.id != "v1", score=6.0, issues=["noisy"],
+                          suggestions=["denoise gently"])
+
+    saver = SqliteSaver(sqlite3.connect(tmp_path / "c.sqlite", check_same_thread=False),
+                        serde=StrictSerializer(tmp_path))
     session = EditSession(dark)
-    run_loop(session, _goal(session), ScriptedModel(script=[say(call("exposure", stops=9)),
-                                                            say(call("exposure", stops=1.5)), say()]),
-             checkpointer=saver, thread_id="t")
-    values = saver.get_tuple({"configurable": {"thread_id": "t"}}).checkpoint["channel_values"]
+    script = [say(call("exposure", stops=9)), say(call("exposure", stops=1.5)), say(call("exposure", stops=0.05)),
+              say()]
+    res = run_loop(session, _goal(session), ScriptedModel(script=script), critic=Picky(), checkpointer=saver,
+                   thread_id="t")
+    assert res.stop_reason == "all targets met and the critic is satisfied"
+    values = saver.get_tuple({"configurable": {"thread_id": "t"}}).checkpoint["channel_values"]  # loads strictly
     plain = {k: v for k, v in values.items() if k != "messages"}
     assert json.loads(json.dumps(plain)) == plain
     assert values["history"][0]["error"] == "bad_arguments" and values["history"][0]["fields"] == ["stops"]
     assert values["history"][1]["kind"] == "kept" and values["history"][1]["moved"] is True
+    assert values["critic_phase"] and [e["critique"]["suggestions"] for e in values["trace"] if e["critique"]][0] == [
+        "denoise gently"]
