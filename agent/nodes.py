@@ -5,7 +5,8 @@
 `plan` asks the model; its tool calls queue up. `act` takes the next call and runs it (a call that
 cannot run, a mask, a measurement: answered at once), `score` measures the version it made and keeps
 or rolls it back (structure lock, naturalness guard, combined score), `critique` has a model critic
-judge the turn's result (every `EditOptions.critique_every` turns), `decide` ends the run (targets met
+judge the turn's result (every `EditOptions.critique_every` turns; a critic without a model reads
+only the measurements and is asked once the targets are met), `decide` ends the run (targets met
 and the critic satisfied, the model failing, the planner stopping while the goal is unmet after
 `MAX_REMINDERS` reminders, a budget spent) or tells the planner where things stand and plans again.
 """
@@ -40,8 +41,9 @@ from tools.masks import combine, describe_mask
 from tools.registry import Tool, ToolError, get
 
 MAX_FAILED_TURNS = 3
-# Answers without tool calls while the goal is unmet: each is answered with what is unmet; the
-# answer after the last reminder ends the run (goal_met False). The budgets end runs sooner.
+# Answers without tool calls while a target is unmet or the critic objects: each is answered with
+# what is unmet; the answer after the last reminder ends the run ("the planner finished after ...";
+# LoopResult.goal_met says whether the best version meets the goal). The budgets end runs sooner.
 MAX_REMINDERS = 2
 SCORE_TOLERANCE = 1e-3  # a step must not lower the combined score by more than this
 Ctx = Runtime[LoopContext]
