@@ -60,3 +60,16 @@ def test_a_mapper_reads_what_nothing_else_could():
     assert {(i.name, i.source, i.argument) for i in goal.intents} == {
         ("brighten", "rule", None), ("sharpen", "llm", None), ("look", "rule", "sepia")}
     assert not goal.unmapped
+
+
+@pytest.mark.parametrize("text, wanted", [
+    ("Farben nicht verändern, nur schärfen", {"sharpen"}),  # the verb last
+    ("Kontrast erhöhen ohne dunkler zu werden", {"more_contrast"}),
+    ("n'assombris pas, enlève la brume", {"dehaze"}),  # ne ... pas around the verb
+    ("no la oscurezcas, pero quita la neblina", {"dehaze"}),
+    ("シャープにせずにノイズを取って", {"denoise"}),  # the negation after what it negates
+    ("提亮，对比度不用动", {"brighten"}),
+    ("暖一点，但饱和度不要增加", {"warmer"}),
+])
+def test_a_negation_in_its_own_languages_word_order(text, wanted):
+    assert names(parse_goal(text, stats(mean_L=45))) == wanted
