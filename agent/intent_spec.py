@@ -22,6 +22,7 @@ from typing import Literal
 
 from agent import recipes as r
 from agent import settle
+from agent.phrases import PHRASES, labels
 
 NO_FIRST: Mapping[str, tuple[str, ...]] = MappingProxyType({})
 # What the naturalness guard (agent/scoring.py) lets a goal with this intent do: clip a little more at
@@ -51,6 +52,10 @@ class IntentSpec:
     settle: settle.Settler | None = None  # names it by the measurements ("fix the exposure" -> brighten)
     prior: bool = False  # takes its magnitude from the learned prior (agent/natural.py) when there is one
     removes_noise: bool = False  # relaxes the structure lock to what the clean photo would keep (goals.noise_lock)
+
+    def phrases(self) -> tuple[str, ...]:
+        """Its example phrases (agent/phrases.py: every label that names it); none when only measurements find it."""
+        return tuple(p for label, ps in PHRASES.items() if self.name in labels(label) for p in ps)
 
     def __post_init__(self) -> None:
         if self.name in self.opposite:

@@ -48,12 +48,7 @@ THRESHOLD = 0.6  # cosine similarity to the nearest example; below it a clause i
 
 def intent_phrases() -> dict[str, tuple[str, ...]]:
     """Example phrases per intent asked in words (no model needed): lets a planner map intents to tools."""
-    out: dict[str, list[str]] = {name: [] for name, spec in INTENTS.items() if spec.asked}
-    for label, phrases in PHRASES.items():
-        for name in labels(label):
-            if name in out:
-                out[name].extend(phrases)
-    return {name: tuple(p) for name, p in out.items()}
+    return {name: spec.phrases() for name, spec in INTENTS.items() if spec.asked}
 
 
 # --- direction rules ----------------------------------------------------------------------
