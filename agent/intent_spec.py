@@ -3,11 +3,14 @@
 An intent is one thing a user can ask for ("brighten", "dehaze") or the measurements can
 find ("set_levels"). Its spec says what it means, how its targets are computed (a recipe in
 agent/recipes.py), which intent it contradicts, which of the offline planner's strategies it
-tries first (names in `agent.strategies.NAMED`), and what a clause may add to it (a region, an
-exact exposure, a box). Its example phrases are data, in agent/phrases.py under its name.
+tries first (names in `agent.strategies.NAMED`), what a clause may add to it (a region, an
+exact exposure, a box), how the measurements or the learned prior settle it, and what damage
+the naturalness guard tolerates for it. Its example phrases are data, in agent/phrases.py
+under its name (`IntentSpec.phrases()`).
 
-Readers: agent.goals (parsing, targets, refusals, the wishes a language model may name),
-agent.offline (strategies first), agent.intents (the phrases the matcher knows). Adding an
+Readers: agent.goals (parsing, settling, targets, refusals, the wishes a language model may
+name), agent.offline (strategies first), agent.scoring (the guard's allowances), agent.intents
+(the phrases the matcher knows); chat and evals reach it through goals. Adding an
 intent: one `IntentSpec` entry below (+ a recipe in agent/recipes.py, + phrases in
 agent/phrases.py when words ask for it, + a named strategy in agent/strategies.py if none fits).
 Code outside this package that adds one at run time calls `register`.
