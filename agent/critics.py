@@ -23,7 +23,6 @@ short quotes without markup, and the planner receives it inside the JSON state b
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from typing import Any, Literal
@@ -34,6 +33,7 @@ from pydantic import BaseModel, Field
 from agent.accounting import model_key
 from agent.images import data_url
 from agent.planners import PlannerError, make_planner
+from tools.compare import SOFT_RATIO, detail_kept
 
 Issue = Literal["too_dark", "too_bright", "clipped_highlights", "crushed_shadows", "low_contrast",
                 "harsh_contrast", "colour_cast", "oversaturated", "undersaturated", "noisy", "soft",
@@ -189,28 +189,6 @@ class OfflineCritic:
         score = max(0.0, min(10.0, 10 * met - 1.5 * defects))
         return Review(critic=self.name, goal_met=not issues, score=round(score, 3), issues=issues,  # type: ignore[arg-type]
                       evidence=_clean(evidence), suggestions=_clean(suggestions))
-
-
-NOISE_LAPLACIAN = 20.0  # Stats.sharpness of pure noise per noise_sigma^2 (measured: 20.0-20.1)
-SOFT_RATIO = 0.15  # detail left under which a denoise has smeared the photo
-
-
-def detail_kept(stats: Any, original: Any) -> float | None:
-    """Share of the original's detail (its sharpness above what its noise explains) left after a denoise.
-
-    None unless the version is less noisy and its contrast within 30 % of the original's (a
-    darkening also lowers both). On 8 train photos with camera noise the clean photo kept
-    0.35-256 of the noisy one's estimate, the neural denoiser 0.20-16, NLM at strength 0.6
-    0.50-24 and NLM at 1 (the "sharpness / 3, scored 10/10" smear) 0.03-1.2: 4 of 8 under 0.15.
-    """
-    if stats.noise_sigma >= 0.8 * original.noise_sigma:
-        return None
-    if abs(math.log(max(stats.rms_contrast, 1e-6) / max(original.rms_contrast, 1e-6))) > 0.3:
-        return None
-    base = original.sharpness - NOISE_LAPLACIAN * original.noise_sigma**2
-    if base <= 1e-6:
-        return None
-    return max(stats.sharpness - NOISE_LAPLACIAN * stats.noise_sigma**2, 0.0) / base
 
 
 def _evidence(issue: str, before: Any, after: Any) -> str:

@@ -42,6 +42,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from agent.errors import UserError
 from agent.protocol import CLOSE, OPEN, PlanState, parse_state
+from tools.region_metric import RegionMetric
 
 
 @dataclass(frozen=True)
@@ -242,7 +243,7 @@ def offered(tools: Sequence[dict[str, Any]], messages: Sequence[BaseMessage]) ->
     state = parse_state(list(messages))
     words = set(re.findall(r"[a-z]+", (state.instruction if state else "").lower()))
     regional = bool(words & {"sky", "face", "faces", "background", "subject"}) or any(
-        "@" in t.metric for t in (state.targets if state else []))
+        RegionMetric.parse(t.metric) is not None for t in (state.targets if state else []))
 
     def wanted(name: str) -> bool:
         return (name in EVERYDAY_TOOLS or bool(set(name.split("_")) & words)

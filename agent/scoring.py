@@ -23,8 +23,11 @@ from tools import colorspace
 from tools.compare import (
     HALO_RADIUS,
     LOCK_EDGE,
+    NOISE_LAPLACIAN,
+    SOFT_RATIO,
     chroma_noise,
     compare_lumas,
+    detail_kept,
     envelope_overshoot,
     gaussian_blur,
     lock_grid,
@@ -245,7 +248,6 @@ def naturalness(original: torch.Tensor, candidate: torch.Tensor, *, original_sta
         >>> n = naturalness(photo, brighter)        # (1,3,96,128) each
         >>> n.clipped_highlights, n.halos            # (30.2, 0.01): a third of the frame blown, no halos
     """
-    from agent.critics import NOISE_LAPLACIAN, detail_kept
     from tools.analysis import HIGHLIGHT_CLIP, NEUTRAL_CHROMA, NEUTRAL_L, measure
 
     if original.shape == candidate.shape and torch.equal(original, candidate):
@@ -369,8 +371,6 @@ def _figures(n: Naturalness, goal: Any, original_stats: Any) -> list[tuple[Check
         # is trusted (a perfect denoise of camera noise on train photos read 0.30-1.19).
         least = DETAIL_MIN * (1 - n.noise_removed)
         if o.noise_sigma >= NOISY:  # a noisy photo's own clean version can read 0.35 (train): the critic's floor
-            from agent.critics import SOFT_RATIO
-
             least = min(least, SOFT_RATIO)
         out.append(("detail", -n.detail, -least, f"fine detail lost: {n.detail:.0%} of the original's detail "
                     f"above its noise is left < {least:.0%} (smeared)"))

@@ -1,6 +1,8 @@
-"""Measures that compare a version with its original: the structure lock, halos, chroma noise.
+"""Measures that compare a version with its original: the structure lock, halos, chroma noise,
+detail kept by a denoise.
 
-agent/scoring.py reads them (the structure lock and the naturalness guard).
+agent/scoring.py reads them (the structure lock and the naturalness guard); agent/critics.py
+reads the detail kept.
 
 The structure lock measures structure, not tone. Plain SSIM falls to 0.90 when a
 dark photo is correctly brightened by one stop and to 0.77 for a grayscale
@@ -46,6 +48,7 @@ pasted over 20% 0.700, mirrored 0.272. In between: blur sigma 1 0.84-0.90,
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -238,3 +241,25 @@ def chroma_noise(lab: torch.Tensor, luma: torch.Tensor) -> float:
     gl = F.conv2d(luma, kernel.view(1, 1, 3, 3).abs())[0, 0]  # local activity of the luma
     keep = gl <= percentiles(gl.flatten().float(), (1 - EDGE_SHARE,))[0]
     return math.sqrt(math.pi / 2.0) * float(r[keep].mean()) / 6.0
+
+
+NOISE_LAPLACIAN = 20.0  # Stats.sharpness of pure noise per noise_sigma^2 (measured: 20.0-20.1)
+SOFT_RATIO = 0.15  # detail left under which a denoise has smeared the photo
+
+
+def detail_kept(stats: Any, original: Any) -> float | None:
+    """Share of the original's detail (its sharpness above what its noise explains) left after a denoise.
+
+    None unless the version is less noisy and its contrast within 30 % of the original's (a
+    darkening also lowers both). On 8 train photos with camera noise the clean photo kept
+    0.35-256 of the noisy one's estimate, the neural denoiser 0.20-16, NLM at strength 0.6
+    0.50-24 and NLM at 1 (the "sharpness / 3, scored 10/10" smear) 0.03-1.2: 4 of 8 under 0.15.
+    """
+    if stats.noise_sigma >= 0.8 * original.noise_sigma:
+        return None
+    if abs(math.log(max(stats.rms_contrast, 1e-6) / max(original.rms_contrast, 1e-6))) > 0.3:
+        return None
+    base = original.sharpness - NOISE_LAPLACIAN * original.noise_sigma**2
+    if base <= 1e-6:
+        return None
+    return max(stats.sharpness - NOISE_LAPLACIAN * stats.noise_sigma**2, 0.0) / base
