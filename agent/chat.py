@@ -136,17 +136,19 @@ class Session(SessionFiles):
         return s
 
     @classmethod
-    def resume(cls, folder: str | Path, **options: Any) -> Session:
+    def resume(cls, folder: str | Path, **kwargs: Any) -> Session:
+        """Open a session folder (or a name under $IMAGENT_HOME/sessions) and finish the turn a crash
+        cut off (`resume_interrupted=False`: leave it); `kwargs` as for `open`."""
         folder = Path(folder)
         if not is_session(folder) and not folder.is_dir() and (session_root() / str(folder)).is_dir():
             folder = session_root() / str(folder)
         store = SessionStore.open(folder)
-        if "model" not in options:
-            options["model"] = store.meta("model", "offline") or "offline"
-            if options["model"] == "custom":
-                options["model"] = "offline"
-        auto = options.pop("resume_interrupted", True)
-        s = cls(store, **options)
+        if "model" not in kwargs:
+            kwargs["model"] = store.meta("model", "offline") or "offline"
+            if kwargs["model"] == "custom":
+                kwargs["model"] = "offline"
+        auto = kwargs.pop("resume_interrupted", True)
+        s = cls(store, **kwargs)
         if auto:  # a turn a crash cut off continues from its checkpoint; failing that, the chat still opens
             try:
                 s.resumed = s.resume_interrupted()
