@@ -18,6 +18,14 @@ tool call confined to the named mask, the targets scaled by the mask's area. Eve
 loop keeps is committed to the store the moment it is made, so a crash loses at most the step
 in flight. Each turn starts the planner afresh: the turns before it reach the model as one
 bounded digest (last 4 verbatim, older ones counted), so long sessions never outgrow its context.
+
+Three kinds of session, each one thing: `agent.state.EditSession` holds one edit's versions in
+memory (the original, the version graph, named masks: what the loop edits); `agent.sessions.
+SessionStore` is a session folder on disk (SQLite, content-addressed images, checkpoints); this
+`Session` is a conversation over a store (a planner, the turns). Each turn runs the loop on a
+`chat_turns._TurnSession`, an EditSession whose kept versions are committed to the store. The
+web app's `Tab` holds one Session. Reading a message: agent.chat_requests; running a turn:
+agent.chat_turns; the files a session writes: agent.chat_files.
 """
 
 from __future__ import annotations
