@@ -149,6 +149,10 @@ def edit(
     `critic`: "offline" (measurements), "none", "provider:model" (a vision model), or a critic object.
     """
     given = {k: v for k, v in flat.items() if k not in BUDGET_FIELDS and k not in OPTION_FIELDS}
+    unknown = sorted(set(given) - set(Settings.model_fields))
+    if unknown:
+        raise TypeError(f"edit() got unknown option(s) {', '.join(unknown)}; options: "
+                        f"{', '.join(BUDGET_FIELDS + OPTION_FIELDS)}; settings: {', '.join(Settings.model_fields)}")
     cfg = settings or load_settings(model=model if isinstance(model, str) else None,
                                     critic=critic if isinstance(critic, str) else None, **given)
     opts = edit_options(options, cfg, **{k: v for k, v in flat.items() if k not in given})

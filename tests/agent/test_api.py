@@ -92,3 +92,8 @@ def test_the_agent_combines_named_masks_like_selection_modes() -> None:
     assert not changed[56:, 72:].any(), "the bottom-right quarter was never selected"
     errors = [e for e in res.trace if e.outcome == "error"]
     assert len(errors) == 1 and "needs an existing mask 'other'" in errors[0].reason
+
+
+def test_an_unknown_keyword_names_the_options_and_settings_edit_takes() -> None:
+    with pytest.raises(TypeError, match=r"unknown option\(s\) lok; options: .*\block\b.*; settings: .*\bbase_url\b"):
+        edit(torch.full((1, 3, 8, 8), 0.3), "brighten", lok=0.7)
