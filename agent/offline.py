@@ -46,16 +46,12 @@ from agent.strategies import (
     local_strategies,
     log2_lum,
 )
-from tools.analysis import NO_CHANGE
 from tools.region_metric import RegionMetric
 
 __all__ = ["BoundTool", "Call", "History", "Plan", "Strategy", "decide", "kind_of", "log2_lum"]
 
 MAX_FAILURES = 2  # failed attempts after which a strategy is dropped
 MAX_USES = 4  # attempts of one tool after which it is dropped whatever they did
-# Attempts recorded before the loop set `Attempt.kind` (saved states, hand-written histories) say why
-# only in words: the structure lock's rollback names the lock or the structure similarity.
-LEGACY_LOCK_WORDS = ("lock", "structure similarity")
 
 
 @dataclass(frozen=True)
@@ -98,25 +94,18 @@ class Plan:
 
 def kind_of(a: Attempt) -> str:
     """kept | lock (structure lock broken or the naturalness guard vetoed it: too far, a smaller
-    step may pass) | score (overall score fell) | error (bad call). The typed `Attempt.kind`
-    when the loop set it; for an attempt recorded without it, from the fields and, last, the reason."""
+    step may pass) | score (overall score fell) | error (bad call). The typed `Attempt.kind`;
+    for an attempt recorded without one, from its fields alone (never from the reason's words)."""
     if a.kind is not None:
         return {"naturalness": "lock"}.get(a.kind, a.kind)
     if a.kept:
         return "kept"
-    reason = a.reason.lower()
-    if not a.after:
-        return "error"
-    if any(w in reason for w in LEGACY_LOCK_WORDS):
-        return "lock"
-    return "score"
+    return "score" if a.after else "error"
 
 
 def moved_nothing(a: Attempt) -> bool:
-    """A kept step that changed no measurement notably. Read from `Attempt.moved` where the loop
-    sets it, else from the loop's wording of the change (`tools.analysis.NO_CHANGE`)."""
-    moved = getattr(a, "moved", None)
-    return (not moved) if isinstance(moved, bool) else NO_CHANGE in a.reason
+    """A kept step that changed no measurement notably (`Attempt.moved` is False)."""
+    return a.moved is False
 
 
 class History:

@@ -8,8 +8,9 @@ from agent.strategies import EXPOSURE
 from tools.analysis import NO_CHANGE
 
 
-def attempt(kind: str | None, reason: str, kept: bool = False, stops: float = 1.0) -> Attempt:
-    return Attempt(tool="exposure", params={"stops": stops}, kept=kept, kind=kind, reason=reason,
+def attempt(kind: str | None, reason: str, kept: bool = False, stops: float = 1.0,
+            moved: bool | None = None) -> Attempt:
+    return Attempt(tool="exposure", params={"stops": stops}, kept=kept, kind=kind, reason=reason, moved=moved,
                    before={"mean_L": 30.0}, after={"mean_L": 30.0 if not kept else 40.0})
 
 
@@ -26,14 +27,15 @@ def test_a_lock_rollback_halves_the_next_step_however_it_is_worded() -> None:
         assert hist.cap(EXPOSURE, "mean_L", 60.0, 1.0) == 1.0  # half of the 2-stop step
 
 
-def test_an_attempt_without_a_kind_falls_back_to_the_words() -> None:
-    assert kind_of(attempt(None, "structure similarity to the original fell to 0.712, below the lock 0.80")) == "lock"
-    assert kind_of(attempt(None, "the overall score fell from 0.5 to 0.4")) == "score"
+def test_an_attempt_without_a_kind_is_read_from_its_fields_never_its_words() -> None:
+    assert kind_of(attempt(None, "structure similarity to the original fell to 0.712, below the lock 0.80")) == "score"
+    assert kind_of(attempt(None, "rolled back", kept=True)) == "kept"
+    assert kind_of(Attempt(tool="exposure", params={}, kept=False, reason="structure lock")) == "error"  # no after
 
 
 def test_a_kept_step_that_moved_nothing_counts_as_a_failure() -> None:
-    still = attempt("kept", NO_CHANGE, kept=True)
-    moved = attempt("kept", "L* 30->40", kept=True)
+    still = attempt("kept", "L* 30->40 (reworded)", kept=True, moved=False)
+    moved = attempt("kept", NO_CHANGE, kept=True, moved=True)
     assert moved_nothing(still) and not moved_nothing(moved)
     assert History([still]).failures(EXPOSURE, "mean_L", 50.0) == 1
     assert History([moved]).failures(EXPOSURE, "mean_L", 50.0) == 0

@@ -162,7 +162,7 @@ def test_secant_corrects_an_undershoot() -> None:
 
 def test_rolled_back_call_is_not_repeated() -> None:
     stops = round(analytic_stops(30.0, 53.5), 3)
-    locked = Attempt(tool="exposure", params={"stops": stops}, kept=False,
+    locked = Attempt(tool="exposure", params={"stops": stops}, kept=False, kind="lock",
                      reason="structure similarity to the original fell to 0.712, below the lock 0.80",
                      before={"mean_L": 30.0}, after={"mean_L": 55.0})
     ai = plan(state_msg([brighten_target(30.0)], history=[locked]))
