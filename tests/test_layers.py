@@ -96,3 +96,39 @@ def test_the_contract_resolves_relative_imports(tmp_path, monkeypatch) -> None:
     pkg.write_text("def f():\n    from . import y\n")
     assert {"evals", "evals.runner", "agent.errors"} <= contract.imports(mod)
     assert "agent.sub.y" in contract.imports(pkg)
+
+
+MAX_FUNCTION_LINES = 80  # issue 13: a function a newcomer reads in one screen
+MAX_FILE_LINES = 520  # "about 500": a file a newcomer reads in one sitting
+
+
+def sizes(root: Path) -> tuple[list[str], list[str]]:
+    """Files of `root` over MAX_FILE_LINES and functions over MAX_FUNCTION_LINES, as 'path:name lines'."""
+    long_files, long_functions = [], []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        rel = path.relative_to(root.parent)
+        if text.count("\n") > MAX_FILE_LINES:
+            long_files.append(f"{rel} {text.count(chr(10))}")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                n = node.end_lineno - node.lineno + 1
+                if n > MAX_FUNCTION_LINES:
+                    long_functions.append(f"{rel}:{node.name} {n}")
+    return long_files, long_functions
+
+
+def test_agent_files_and_functions_stay_readable() -> None:
+    long_files, long_functions = sizes(ROOT / "agent")
+    assert not long_files, f"split these along a real seam: {long_files}"
+    assert not long_functions, f"split these into named steps: {long_functions}"
+
+
+def test_the_size_check_can_fail(tmp_path) -> None:
+    pkg = tmp_path / "agent"
+    pkg.mkdir()
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    (pkg / "big.py").write_text(f"def long():\n{body}\n" + "\n" * MAX_FILE_LINES)
+    long_files, long_functions = sizes(pkg)
+    assert long_files == [f"agent/big.py {MAX_FUNCTION_LINES + 2 + MAX_FILE_LINES - 1}"]
+    assert long_functions == [f"agent/big.py:long {MAX_FUNCTION_LINES + 1}"]
