@@ -101,7 +101,7 @@ _RULES: list[tuple[str, str]] = [
      r"\b(?:more |better )?light(?:ing)? on (?:the |her |his |their )?faces?\b|\brelight\b", "face_lighting"),
     (r"\b(?:dust(?: spots?)?|spots?|specks?|scratch(?:es|ed)?|blemish(?:es)?|defects?)\b", "remove_defects"),
     (r"\bblack-and-white|\bmonochrome\b|\bmono\b|\bgr[ae]y ?scale\b|\bnoir\b|"
-     r"\bremove (?:all )?(?:the )?colors?\b|\bno colors?\b|\bwithout colors?\b|\bcolorless\b|"
+     r"\b(?:remove (?:all )?(?:the )?|no |without )colors?\b(?!\s*(?:cast|tint|shift|balance))|\bcolorless\b|"
      r"\bdesaturate (?:it )?(?:completely|fully|entirely)\b", "black_and_white"),
     (r"\b(?:match|like|same (?:look|style|colors?|feel) as|copy)\b.*\b(?:reference|ref|example|"
      r"other (?:photo|image|picture|one))\b|\breference\b", "match_reference"),
@@ -150,6 +150,9 @@ _RULES: list[tuple[str, str]] = [
     (r"\boverexposed\b", "darken"),
     (r"\b(?:fix|correct|adjust)\b.*\bexposure\b|\bexposure\b.*\b(?:off|wrong|bad)\b", "fix_exposure"),
     (r"\b(?:fix|correct)\b.*\bcolors?\b|\bcolors?\b.*\b(?:off|wrong|weird|strange)\b", "fix_color"),
+    # a bare "warm" (the embedding's nearest phrase is "cooler"): the wish for warmth
+    (r"^(?:(?:a (?:bit|little|touch)|slightly|more) )?warm(?: it up)?$|^warm (?:it |the (?:photo|image|picture) )?up$",
+     "warmer"),
 ]
 
 
@@ -176,7 +179,8 @@ _ELLIPSIS = re.compile(rf"^(?:the\s+)?(?:{_ATTR_ANY})(?:\s+too)?$")  # "... and 
 # "the exposure is fine", "leave the sky alone": understood, and asks for no edit
 _KEEP = re.compile(
     r"^(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) (?:fine|ok|okay|good|great|perfect|right|nice)$|"
-    r"^(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|^(?:leave|keep)\b"
+    r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
+    r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b"
 )
 # "not brighter", "don't make it brighter", "without more contrast", "no more saturation": what
 # follows the marker is matched as usual and then refused (agent.goals holds it where measurable)

@@ -343,3 +343,12 @@ def test_more_saturation_on_a_nearly_saturated_photo_is_a_valid_range() -> None:
     s = measure(img)
     (t,) = parse_goal("more saturated colours", s).targets
     assert t.low <= t.high <= 1.0 and t.low > s.mean_saturation - 1e-6
+
+
+def test_wordings_that_once_picked_the_wrong_intent() -> None:
+    """A colour cast is not a wish for black and white; 'but leave ...' keeps; a bare 'warm' warms."""
+    names = lambda g: sorted(i.name for i in parse_goal(g, None).intents)  # noqa: E731
+    assert names("remove the color cast") == ["neutralize_cast"]
+    assert names("remove the colour") == ["black_and_white"]
+    assert names("brighten, but leave the colours") == ["brighten"]
+    assert names("warm") == ["warmer"]
