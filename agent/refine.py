@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from agent.goals import METRICS
+from agent.runtime import one_thread
 from agent.scoring import LOCK_TOLERANCE, structure_similarity
 from agent.soft_stats import STATS, soft_stats
 from agent.state import preview_of
@@ -358,14 +359,9 @@ def _fitting() -> Iterator[None]:
     of threads spinning on shared cores made one pass at 128 px 200x slower (0.7 vs 150 ms on the
     busy 2-core dev machine).
     Tools that read a param as a plain number are expected here (the probe finds them): quiet."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
-            yield
-    finally:
-        torch.set_num_threads(threads)
+    with one_thread(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
+        yield
 
 
 def _fit(loss_of: Callable[[Tensor], Tensor], u0: Tensor, iters: int) -> Tensor:
