@@ -13,9 +13,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent.settings import MAX_INVALID_CALLS, OP_TIMEOUT
-
 DEFAULT_PREVIEW = 1024  # px, the long side the loop iterates on; the full resolution renders once
+# Defaults that agent.settings (IMAGENT_* / imagent.toml) shares: declared here, once.
+MAX_SECONDS = 120.0  # wall-clock seconds per photo
+MAX_MODEL_CALLS = 24  # planner + critic calls per photo
+OP_TIMEOUT = 30.0  # seconds one tool call may run (the loop also stops waiting when the time budget ends)
+MAX_INVALID_CALLS = 8  # tool calls refused for their arguments before the run ends
 Vision = Literal["auto", "on", "off"]
 
 
@@ -23,8 +26,8 @@ class Budget(BaseModel):
     """How much the loop may spend on one goal."""
 
     max_steps: int = Field(8, ge=1, le=1000)
-    max_seconds: float = Field(120.0, gt=0)
-    max_model_calls: int = Field(24, ge=0)
+    max_seconds: float = Field(MAX_SECONDS, gt=0)
+    max_model_calls: int = Field(MAX_MODEL_CALLS, ge=0)
     max_cost_usd: float | None = Field(None, ge=0)
 
 

@@ -35,10 +35,9 @@ from pydantic_settings import (
 
 from agent.accounting import Price
 from agent.errors import UserError
+from agent.options import MAX_INVALID_CALLS, MAX_MODEL_CALLS, MAX_SECONDS, OP_TIMEOUT
 
 FILE_NAME = "imagent.toml"
-OP_TIMEOUT = 30.0  # seconds one tool call may run (the loop also stops waiting when the time budget ends)
-MAX_INVALID_CALLS = 8  # tool calls refused for their arguments before the run ends
 
 
 def config_files() -> list[Path]:
@@ -58,8 +57,8 @@ class Settings(BaseSettings):
     critic_base_url: str | None = Field(None, description="another server for the critic; default base_url")
     timeout: float = Field(60.0, gt=0, description="seconds before one model request is abandoned")
     max_retries: int = Field(3, ge=0, le=10, description="retries of a request on 429, 5xx or a lost connection")
-    max_model_calls: int = Field(24, ge=0, description="planner + critic calls per photo")
-    max_seconds: float = Field(120.0, gt=0, description="wall-clock seconds per photo")
+    max_model_calls: int = Field(MAX_MODEL_CALLS, ge=0, description="planner + critic calls per photo")
+    max_seconds: float = Field(MAX_SECONDS, gt=0, description="wall-clock seconds per photo")
     max_cost_usd: float | None = Field(None, ge=0, description="USD per photo; None = no cost budget")
     op_timeout: float = Field(OP_TIMEOUT, gt=0, description="seconds one tool call may run before the loop "
                               "stops waiting for it (its result is discarded)")
