@@ -16,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from agent.clauses import degree_of
 from agent.errors import UserError
 from agent.goals import METRICS, Goal, Target, merge_targets, parse_goal, targets_for
 from agent.natural import natural_of
 from tools.analysis import measure
 
-_WORD_DEGREE = [(re.compile(r"\b(bit|little|touch|tad|slightly|somewhat|notch|smidge)\b"), 0.5),
-                (re.compile(r"\b(lot|lots|much|way|far|heaps|significantly)\b"), 2.0)]
 _LEAD = r"^(?:(?:ok|okay|now|and|but|then|hmm|good|nice|great|please|yes|no),?\s+)*"
 _DEG = r"(?:(?:a\s+)?(?:tiny\s+|little\s+)?(?:bit|touch|tad|lot|notch)|a little|lots|slightly|somewhat|much|way|even|far|still)"
 _MORE = re.compile(_LEAD + rf"(?:(?:{_DEG})\s+)*(?:more|further|stronger)(?:\s+(?:than that|of that|of the same|still|again|please))*$"
@@ -76,10 +75,8 @@ def norm(text: str) -> str:
 
 
 def degree_factor(text: str) -> float:
-    for pat, value in _WORD_DEGREE:
-        if pat.search(text):
-            return value
-    return 1.0
+    """0.5 for "a bit more", 2 for "much more", else 1 (the goal parser's degree words)."""
+    return degree_of(text)[0]
 
 
 def _previous(s: Any) -> tuple[Any, Any]:

@@ -25,10 +25,10 @@ _FILLER = re.compile(
     r"and|also|then|too|as well|for me|if possible|that'?s all)$"
 )
 _DEGREE = [
-    (re.compile(r"\b(a (tiny |little )?bit|a (tiny )?touch|a tad|a little|"
-                r"slightly|somewhat|subtly|a hint|a smidge|gently|marginally|lightly|a notch)\b"), 0.5),
-    (re.compile(r"(?<!too )\b(much|a lot(?! of)|very|way|really|significantly|heavily|hugely|massively|"
-                r"strongly|far|extremely|seriously|dramatically|super)\b"), 2.0),
+    (re.compile(r"\b((?:a )?(?:tiny |little )?bit|a (?:tiny )?touch|(?:a )?tad|a little|"
+                r"slightly|somewhat|subtly|a hint|(?:a )?smidge|gently|marginally|lightly|(?:a )?notch)\b"), 0.5),
+    (re.compile(r"(?<!too )\b(much|a lot(?! of)|lots|heaps|very|way|really|significantly|heavily|hugely|"
+                r"massively|strongly|far|extremely|seriously|dramatically|super)\b"), 2.0),
 ]
 _WORDNUM = {"half a": 0.5, "a half": 0.5, "half": 0.5, "a": 1, "one": 1, "two": 2,
             "three": 3, "four": 4}
