@@ -384,14 +384,22 @@ def load_recipe_masks(rec: Any, base: Path, max_pixels: int) -> dict[str, Any]:
     return masks
 
 
+PLUGIN_GROUP = "imagent.commands"  # entry points whose modules add commands to `app` (evals: `imagent eval`)
+
+
 def _load_command_groups() -> None:
+    """agent/commands/*, then the modules of the installed `imagent.commands` entry points: layers
+    above the agent (the eval harness) add their commands without the agent importing them."""
     import importlib
     import pkgutil
+    from importlib.metadata import entry_points
 
     import agent.commands
 
     for mod in sorted(m.name for m in pkgutil.iter_modules(agent.commands.__path__)):
         importlib.import_module(f"agent.commands.{mod}")
+    for ep in entry_points(group=PLUGIN_GROUP):
+        ep.load()
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -1,8 +1,8 @@
 """Import contracts: the layers point one way, tools <- agent <- evals, and agent has no circles.
 
 Every import counts, at module level or inside a function (a local import hides a dependency,
-it does not remove it). `agent/commands/` is the command-line shell on top of everything:
-`imagent eval` may import evals. Shared helpers move down a layer, never sideways.
+it does not remove it). `imagent eval` lives in evals (evals/command.py) and adds itself to the
+CLI through an entry point. Shared helpers move down a layer, never sideways.
 
 Circles are checked over all of agent, commands included, and over local imports too: a
 function-local import only defers the circle to call time. None is allowed today, so there is
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,10 +58,18 @@ def test_tools_import_neither_agent_nor_evals() -> None:
     assert not {m: v for m, v in bad.items() if v}
 
 
-def test_agent_imports_no_evals_except_its_command_shell() -> None:
+def test_agent_imports_no_evals() -> None:
     bad = {m: sorted(i for i in deps if layer(i) == "evals")
-           for m, deps in graph().items() if layer(m) == "agent" and not m.startswith("agent.commands")}
+           for m, deps in graph().items() if layer(m) == "agent"}
     assert not {m: v for m, v in bad.items() if v}
+
+
+def test_imagent_eval_reaches_the_cli_through_an_entry_point() -> None:
+    """`imagent eval` is evals/command.py, found by the CLI through the `imagent.commands` entry point."""
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    assert project["entry-points"]["imagent.commands"] == {"eval": "evals.command"}
 
 
 def test_no_import_circles_inside_agent() -> None:

@@ -1,4 +1,9 @@
-"""`imagent eval SUITE ...` and `imagent eval compare RUN_A RUN_B`: the eval harness from the shell."""
+"""`imagent eval SUITE ...` and `imagent eval compare RUN_A RUN_B`: the eval harness from the shell.
+
+The command lives with the harness, on top of the agent: this module adds it to `agent.cli.app`,
+and the CLI finds it through the package's `imagent.commands` entry point (pyproject.toml), so
+the agent layer never imports evals.
+"""
 
 from __future__ import annotations
 
