@@ -36,7 +36,7 @@ from agent.protocol import (
 )
 from agent.scoring import naturalness_vetoes, score_version
 from agent.state import Version, key_metrics
-from tools.analysis import NO_CHANGE, describe_delta
+from tools.analysis import describe_delta, notable_changes
 from tools.masks import combine, describe_mask
 from tools.registry import Tool, ToolError, get
 
@@ -280,7 +280,7 @@ def judge(ctx: LoopContext, led: Ledger, call: dict[str, Any], cand: Version, ar
     led.record(TraceEntry(led.turn, name, params, mask, "kept" if kind == "kept" else "rolled_back", reason,
                           cand.id, s.structure, s.combined, s.targets_met, time.perf_counter() - t1, kind=kind,
                           vetoes=[v.model_dump() for v in vetoes] or None))
-    moved = describe_delta(head.stats, cand.stats) != NO_CHANGE
+    moved = bool(notable_changes(head.stats, cand.stats))
     led.attempt(Attempt(tool=name, params=params, mask=mask, kept=kind == "kept", kind=kind, reason=reason,
                         moved=moved, vetoes=vetoes, before=key_metrics(head), after=key_metrics(cand)))
     if kind == "kept":

@@ -429,6 +429,11 @@ NO_CHANGE = "no notable change in the measurements"  # describe_delta's words fo
 
 def describe_delta(before: Stats, after: Stats) -> str:
     """What changed in measured terms, notable changes only: 'L* 32->51, contrast 0.15->0.22'."""
+    return ", ".join(notable_changes(before, after)) or NO_CHANGE
+
+
+def notable_changes(before: Stats, after: Stats) -> list[str]:
+    """Each measurement that moved notably, as 'L* 32->51'; empty when the step moved nothing."""
     parts: list[str] = []
     if (before.width, before.height) != (after.width, after.height):
         parts.append(f"size {before.width}x{before.height}->{after.width}x{after.height}")
@@ -466,7 +471,7 @@ def describe_delta(before: Stats, after: Stats) -> str:
     ):
         if abs(x1 - x0) >= 0.1:
             parts.append(f"{label} {x0:.1f}%->{x1:.1f}%")
-    return ", ".join(parts) if parts else NO_CHANGE
+    return parts
 
 
 def _moved(x0: float, x1: float, floor: float) -> bool:
