@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cv2
 import torch
 
 from agent.session_folder import (  # noqa: F401  (the folder's names and errors are re-exported)
@@ -65,7 +64,8 @@ from agent.session_folder import (  # noqa: F401  (the folder's names and errors
     unlock,
 )
 from agent.state import preview_of
-from tools.io import ImageLoadError, atomic_write_bytes, load_image, to_array
+from tools.io import ImageLoadError, atomic_write_bytes, load_image
+from tools.io import encode_png as io_encode_png
 from tools.recipe import Recipe
 
 FORMAT = 1
@@ -108,15 +108,8 @@ def sha256(data: bytes) -> str:
 
 
 def encode_png(image: torch.Tensor, bit_depth: int = 16) -> bytes:
-    """(1,3,H,W) or (1,1,H,W) in [0,1] -> lossless PNG bytes (deterministic for equal pixels)."""
-    x = image.detach().to("cpu", torch.float32)
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    bgr = to_array(x, bit_depth)[..., ::-1].copy()
-    ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 3])
-    if not ok:
-        raise SessionError("could not encode an image as PNG")
-    return buf.tobytes()
+    """A version as the store keeps it: lossless 16-bit PNG bytes (tools.io.encode_png)."""
+    return io_encode_png(image, bit_depth)
 
 
 def session_root() -> Path:

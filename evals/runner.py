@@ -33,6 +33,7 @@ from typing import Any
 
 from agent.engines import make_engine
 from agent.errors import UserError
+from tools.io import encode_png
 
 METRICS = ("psnr", "ssim", "ms_ssim", "delta_e")
 HOLE_METRICS = ("hole_psnr", "hole_ssim", "hole_delta_e")  # inpaint: inside the hole only
@@ -51,17 +52,6 @@ SUMMARY: list[tuple[str, str, int]] = [
 def slug(name: str) -> str:
     """A system name as a file name ("openai:gpt-4o" -> "openai_gpt-4o")."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "system"
-
-
-def _png(image: Any) -> bytes:
-    import cv2
-
-    from tools.io import to_array
-
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(to_array(image), cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise ValueError("could not encode PNG")
-    return buf.tobytes()
 
 
 def full_reference(output: Any, reference: Any) -> dict[str, float | None]:
@@ -113,10 +103,10 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
     except Exception as exc:  # an unreadable photo fails its case, not the run
         record.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         return {"record": record, "files": files}
-    files[f"{folder}/input.png"] = _png(image)
+    files[f"{folder}/input.png"] = encode_png(image)
     record["input"] = f"{folder}/input.png"
     if reference is not None:
-        files[f"{folder}/reference.png"] = _png(reference)
+        files[f"{folder}/reference.png"] = encode_png(reference)
         record["reference"] = f"{folder}/reference.png"
         record["input_metrics"] = full_reference(image, reference)
     hole = None
@@ -124,7 +114,7 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
         from evals.suites import case_mask
 
         hole = case_mask(case, *image.shape[-2:])
-        files[f"{folder}/mask.png"] = _png(hole.expand(1, 3, -1, -1))
+        files[f"{folder}/mask.png"] = encode_png(hole.expand(1, 3, -1, -1))
         record["mask"] = f"{folder}/mask.png"
         record["input_metrics"].update(hole_metrics(image, reference, hole))
     in_stats = measure(image)
@@ -142,7 +132,7 @@ def run_case(case_data: dict[str, Any], systems: list[str], options: dict[str, A
             continue
         result = out.image.detach().float().clamp(0, 1)
         rel = f"{folder}/{slug(name)}.png"
-        files[rel] = _png(result)
+        files[rel] = encode_png(result)
         # the lock judges what the edit did outside the hole: filling the hole is the task, not damage
         judged = result if hole is None or result.shape != image.shape else torch.where(hole > 0, image, result)
         structure = structure_similarity(image, judged) if result.shape == image.shape else 0.0

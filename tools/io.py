@@ -151,6 +151,19 @@ def to_array(image: torch.Tensor, bit_depth: int = 8) -> np.ndarray:
     return _quantize(x, bit_depth)
 
 
+def encode_png(image: torch.Tensor, bit_depth: int = 8, compression: int = 3) -> bytes:
+    """(1,3,H,W) or (1,1,H,W) in [0,1] -> lossless PNG bytes, 8- or 16-bit (deterministic for equal pixels)."""
+    import cv2
+
+    x = image.detach().to("cpu", torch.float32)
+    if x.ndim == 4 and x.shape[1] == 1:
+        x = x.expand(-1, 3, -1, -1)
+    ok, buf = cv2.imencode(".png", to_array(x, bit_depth)[..., ::-1].copy(), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    if not ok:
+        raise ImageSaveError("could not encode an image as PNG")
+    return buf.tobytes()
+
+
 def _to_float(a: np.ndarray, channels: int) -> torch.Tensor:
     """HWC array -> (1,channels,H,W) float32 in [0,1]; a single channel is repeated."""
     if a.dtype == np.uint8:
