@@ -176,6 +176,10 @@ def _read_clause(r: _Reading, clause: str, previous: _intents.Match | None, mode
             m = _intents.Match(clause, picked, "llm", 0.6, _intents.degree_of(clause)[0])
         elif named:
             return previous
+    refined = _intents.refine(previous, m) if m is not None and previous is not None else None
+    if refined is not None and r.matches and r.matches[-1] is previous:
+        r.matches[-1] = refined  # "the face is too dark, brighten": one wish, not a second global one
+        return refined
     if m is None:
         r.unmapped.append(clause)
     elif not m.intents:
@@ -189,6 +193,9 @@ def _read_clause(r: _Reading, clause: str, previous: _intents.Match | None, mode
 def _read(r: _Reading, text: str, english: str, model: Any, mapper: Callable[[str], list[str]] | None) -> None:
     """Every clause of the instruction into `r`: framing and looks as direct wishes, the rest as intents."""
     clauses = _intents.split_clauses(english)
+    if not clauses and re.search(r"\w", english):
+        r.unmapped.append(english)  # only politeness ("thanks, that's all"): nothing asked
+        return
     if not clauses:
         clauses = ["enhance"]
         r.notes.append("empty instruction: general enhancement by measurement")

@@ -40,8 +40,8 @@ from agent.phrases import PHRASES, UNSUPPORTED, labels
 
 __all__ = ["INTENTS", "PHRASES", "UNSUPPORTED", "SHIPPED_EMBEDDINGS", "Embedder", "Match", "amounts_of",
            "degree_of", "embedder", "embedder_available", "embedder_problem", "intent_phrases", "labels",
-           "match_clause", "negated", "normalize", "phrase_key", "rebuild_shipped", "rule_match",
-           "split_clauses", "upscale_factor"]
+           "match_clause", "negated", "normalize", "phrase_key", "rebuild_shipped", "refine", "rule_match",
+           "small_talk", "split_clauses", "upscale_factor"]
 
 THRESHOLD = 0.6  # cosine similarity to the nearest example; below it a clause is unmapped
 
@@ -125,7 +125,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\bblown(?: out)?\b|\bclipped\b|\bburn(?:ed|t|ing) out\b", "recover_highlights"),
     (r"\b(?:darken|deepen|crush) the (?:shadows|blacks)\b|\b(?:deeper|richer) blacks\b",
      "more_contrast"),
-    (r"\bcolors?\b.*\b(?:dull|drab|lifeless|pale|weak|muted|washed[- ]out|faded|flat)\b",
+    (r"\bcolors?\b.*\b(?:dull|drab|lifeless|pale|weak|muted|washed[- ]out|faded|flat|pop|popping)\b",
      "more_saturation"),
     (r"\b(?:looks?|all|too|so|very|dull|flat) gray\b|\bgrayish\b|\bwashed[- ]out\b|\bfaded\b|\bdull\b|\bdrab\b|\blifeless\b|\blackluster\b|\bpop\b|"
      r"\bpunchier\b", "more_contrast+more_saturation"),
@@ -202,8 +202,46 @@ def negated(clause: str) -> str | None:
 
 _ANAPHORA = re.compile(
     r"^(?:please\s+)?(?:(?:tone|bring|knock|turn|dial|take|pull) it (?:down|back)|fix (?:it|that)|"
-    r"correct (?:it|that)|sort (?:it|that) out|do something about (?:it|that))(?:\s+please)?$"
+    r"correct (?:it|that)|sort (?:it|that) out|do something about (?:it|that)|(?:clean|clear) (?:it|that) up)(?:\s+please)?$"
 )
+
+
+# small talk about the world, not the photo: "it is cold outside", "what a hot day today". Its words
+# ("cold", "dark") would otherwise read as a colour or light wish; a clause that names the picture or
+# starts with an edit verb ("brighten it, it's dark outside" keeps its "brighten it") is still read.
+_WORLD = re.compile(
+    r"\b(?:weather|outside|outdoors|out there|today|tonight|tomorrow|yesterday|"
+    r"this (?:morning|afternoon|evening|week|weekend|summer|winter)|"
+    r"(?:nice|lovely|beautiful|great|good|hot|cold|rainy|sunny|freezing) (?:day|morning|evening|night|weekend))\b"
+)
+_PICTURE = re.compile(
+    r"\b(?:photo|picture|pic|image|shot|frame|edit|colou?rs?|tones?|sky|face|looks?|seems?)\b|"
+    r"^(?:please )?(?:make|turn|give|add|remove|brighten|darken|lighten|warm|cool|fix|crop|rotate|flip|"
+    r"sharpen|increase|reduce|boost|lower|raise|more|less)\b"
+)
+
+
+def small_talk(clause: str) -> bool:
+    """A remark about the world (weather, the day) rather than the picture: mapped to nothing."""
+    return bool(_WORLD.search(clause)) and not _PICTURE.search(clause)
+
+
+# a clause that describes the photo ("the face is too dark", "it looks washed out") rather than asks
+_COMPLAINT = re.compile(r"\b(?:is|are|was|were|looks?|seems?|feels?|it'?s|too)\b")
+
+
+def refine(previous: Match, m: Match) -> Match | None:
+    """The remedy that follows a complaint ("the face is too dark, brighten"; "washed out, add contrast"):
+    when it asks for some of what the complaint was read as, and names no region of its own, it is the
+    same wish made exact (the complaint's region, the remedy's intents and amounts); else None."""
+    if (m.region is not None or not m.intents or not previous.intents or m.box is not None
+            or not set(m.intents) <= set(previous.intents) or not _COMPLAINT.search(previous.clause)
+            or _COMPLAINT.search(m.clause)):
+        return None
+    return replace(previous, intents=m.intents, direction=m.direction or previous.direction,
+                   degree=m.degree if m.degree != 1.0 else previous.degree,
+                   stops=m.stops if m.stops is not None else previous.stops,
+                   percent=m.percent if m.percent is not None else previous.percent)
 
 
 def _attr_intent(text: str, direction: int) -> str | None:
@@ -306,6 +344,8 @@ def match_clause(clause: str, previous: Match | None,
                  abs(percent) if percent is not None else None)
     if _KEEP.match(rest):
         return base  # no intents: the caller notes it as a constraint
+    if small_talk(rest):
+        return None
     if previous is not None and _ANAPHORA.match(rest):  # "overexposed, tone it down"
         return replace(base, intents=previous.intents, confidence=previous.confidence,
                        direction=previous.direction)

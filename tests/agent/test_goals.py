@@ -352,3 +352,51 @@ def test_wordings_that_once_picked_the_wrong_intent() -> None:
     assert names("remove the colour") == ["black_and_white"]
     assert names("brighten, but leave the colours") == ["brighten"]
     assert names("warm") == ["warmer"]
+
+
+def _labels(text: str) -> list[str]:
+    return sorted(f"{i.name}@{i.region}" if i.region else i.name
+                  for i in parse_goal(text, None).intents if i.source != "measurement")
+
+
+def test_small_talk_about_the_weather_is_refused_but_colour_complaints_still_warm() -> None:
+    """'it is cold outside' speaks of the world, not the photo; 'the photo looks too cold' is a colour wish."""
+    for text in ("it is cold outside", "such a hot day today", "the weather is freezing this morning"):
+        goal = parse_goal(text, None)
+        assert _labels(text) == [] and goal.unmapped, text
+    assert _labels("the photo looks too cold") == ["warmer"]
+    assert _labels("make it warmer") == ["warmer"]
+    assert _labels("too cold") == ["warmer"]
+    assert _labels("it's cold outside, make it warmer") == ["warmer"]
+    assert _labels("the sky outside looks too dark") == ["brighten@sky"]
+
+
+def test_a_remedy_after_a_complaint_is_the_same_wish_made_exact() -> None:
+    """'the face is too dark, brighten' is one wish on the face; 'washed out, add contrast' asks contrast only."""
+    assert _labels("the face is too dark, brighten") == ["brighten@face"]
+    assert _labels("the face is too dark, brighten it a bit") == ["brighten@face"]
+    assert _labels("the picture looks washed out, add contrast") == ["more_contrast"]
+    assert _labels("it's overexposed, tone it down") == ["darken"]
+    # not a complaint: two separate asks stay two
+    assert _labels("brighten the face, brighten") == ["brighten", "brighten@face"]
+    # a remedy that asks something else is added, not narrowed
+    assert _labels("the face is too dark, add contrast") == ["brighten@face", "more_contrast"]
+
+
+def test_clean_it_up_refers_back_to_the_complaint() -> None:
+    assert _labels("the image is grainy, clean it up") == ["denoise"]
+    assert _labels("it looks hazy, clear it up") == ["dehaze"]
+
+
+def test_politeness_alone_is_not_an_empty_goal() -> None:
+    """'thanks, that's all' asks for nothing: refused, not a general enhancement."""
+    goal = parse_goal("thanks, that's all", None)
+    assert _labels("thanks, that's all") == [] and goal.unmapped
+
+
+def test_colours_that_should_pop_ask_for_saturation_and_widescreen_is_16_9() -> None:
+    assert _labels("make the colours pop") == ["more_saturation"]
+    assert _labels("give it some pop") == ["more_contrast", "more_saturation"]
+    from agent.wishes import find_framing
+
+    assert find_framing(intents.normalize("make it widescreen")).argument == "16:9"
