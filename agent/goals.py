@@ -151,6 +151,10 @@ class _Reading:
     direct: list[_wishes.Wish] = field(default_factory=list)  # exact edits: looks, framing
 
 
+# a clause that refuses what it names ("no vignette", "don't rotate it", "without cropping")
+_REFUSING = re.compile(r"^(?:(?:but|and|just|only|please|yet)\s+)*(?:no|not|don'?t|dont|do not|never|without|avoid)\b")
+
+
 def _leave_it(clause: str) -> str:
     return f"'{clause}': read as 'leave it as it is' (no edit, no target)"
 
@@ -204,6 +208,9 @@ def _read(r: _Reading, text: str, english: str, model: Any, mapper: Callable[[st
     previous = None
     for clause in clauses:
         framing = _wishes.find_framing(clause)
+        if framing is not None and _REFUSING.match(clause):
+            r.notes.append(_leave_it(clause))  # "no vignette", "don't rotate it": the framing is refused
+            continue
         if framing is not None:
             r.direct.append(framing)
             continue

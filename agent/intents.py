@@ -109,6 +109,9 @@ _RULES: list[tuple[str, str]] = [
      r"reddish|off|dirty|not white)\b", "neutralize_cast"),
     (r"\b(?:color )?(?:cast|tint)\b|\b(?:fix|correct|adjust|auto|neutral\w*)(?: the)? white balance\b|"
      r"\bwhite balance\b.*\b(?:off|wrong|weird|bad)\b", "neutralize_cast"),
+    # green and magenta are off the warm-cool axis: a photo "too green" has a cast to remove
+    (r"\b(?:too|overly|very|so|all|looks?|way too) (?:green|greenish|magenta|pink|pinkish|purple|purplish)\b",
+     "neutralize_cast"),
     (rf"\b(?:{_SHADOWS})\b.*\b(?:too (?:dark|deep|black|heavy|dense)|crushed|blocked(?: up)?|"
      rf"lost|muddy|murky|invisible|hidden|underexposed)\b", "lift_shadows"),
     (rf"\b(?:can'?t|cannot|can not|hard to|difficult to|barely) see\b.*\b(?:{_SHADOWS}|details?)\b",
@@ -180,7 +183,8 @@ _ELLIPSIS = re.compile(rf"^(?:the\s+)?(?:{_ATTR_ANY})(?:\s+too)?$")  # "... and 
 _KEEP = re.compile(
     r"^(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) (?:fine|ok|okay|good|great|perfect|right|nice)$|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
-    r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b"
+    r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b|"
+    r"^(?:(?:but|and|just|yet)\s+)*without (?:changing|touching|altering|affecting|losing)\b"
 )
 # "not brighter", "don't make it brighter", "without more contrast", "no more saturation": what
 # follows the marker is matched as usual and then refused (agent.goals holds it where measurable)
@@ -255,7 +259,11 @@ _NUM = r"(\d+(?:\.\d+)?)"
 _BOX = re.compile(rf"\b(?:remove|erase|delete|get rid of|take out)\b.*?\bat\s*\(?\s*{_NUM}[\s,x]+{_NUM}[\s,x]+"
                   rf"{_NUM}[\s,x]+{_NUM}")
 # "brighten only the face", "darken the sky", "make the faces lighter": a light change limited to a region
-_BLUER = re.compile(r"\b(?:bluer|more blue|deeper blue|deep blue|richer blue)\b")
+_BLUER = re.compile(r"\b(?:bluer|more blue|deeper blue|deep blue|richer blue)\b|"
+                    r"^(?:(?:i want|i'?d like|give (?:me|it)) )?(?:a |some )?blue sk(?:y|ies)(?: please)?$")
+# "darken everything except the face": the region is the part left alone, not the one edited
+_EXCEPT = re.compile(r"\b(?:except(?: for)?|apart from|other than|besides|but not|not|outside(?: of)?)\s+"
+                     r"(?:on |in )?(?:the |her |his |their )?(?:faces?|sky|skies)\b")
 _REGION = re.compile(r"\b(?:only |just )?(?:on |in )?(?:the |her |his |their )?(?P<region>faces?|sky|skies)"
                      r"(?: only)?\b")
 
@@ -359,7 +367,7 @@ def match_clause(clause: str, previous: Match | None,
     box = _BOX.search(rest)
     if box:
         return replace(base, intents=("remove_object",), box=tuple(float(v) for v in box.groups()))
-    region = _REGION.search(rest)
+    region = None if _EXCEPT.search(rest) else _REGION.search(rest)
     if region and region["region"].startswith("sk") and _BLUER.search(rest):  # "make the sky bluer"
         return replace(base, intents=("bluer",), region="sky")
     # only a plain light change goes local; another intent on the face (a relighting, a smile) keeps its own

@@ -400,3 +400,26 @@ def test_colours_that_should_pop_ask_for_saturation_and_widescreen_is_16_9() -> 
     from agent.wishes import find_framing
 
     assert find_framing(intents.normalize("make it widescreen")).argument == "16:9"
+
+
+def test_a_refused_framing_is_not_applied() -> None:
+    """'no vignette', "don't rotate it", "don't crop it square": the framing named is the one not wanted."""
+    assert _labels("no vignette please") == []
+    assert _labels("don't rotate it, just brighten") == ["brighten"]
+    assert _labels("don't crop it square, make it warmer") == ["warmer"]
+    assert _labels("crop to square") == ["crop"] and _labels("add a vignette") == ["vignette"]
+
+
+def test_without_changing_keeps_rather_than_refuses_an_edit() -> None:
+    assert _labels("without changing the colors, sharpen it") == ["sharpen"]
+    assert _labels("sharpen it without touching the colours") == ["sharpen"]
+
+
+def test_green_or_magenta_is_a_cast_and_except_the_face_is_not_the_face() -> None:
+    assert _labels("it looks too green") == ["neutralize_cast"]
+    assert _labels("the skin looks too pink") == ["neutralize_cast"]
+    assert _labels("the photo is too blue") == ["warmer"]  # blue is on the warm-cool axis
+    assert _labels("darken everything except the face") == ["darken"]
+    assert _labels("brighten the face") == ["brighten@face"]
+    assert _labels("blue sky please") == ["bluer@sky"]
+    assert _labels("the blue sky is blown out") == ["recover_highlights"]
