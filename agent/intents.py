@@ -216,7 +216,9 @@ _ANAPHORA = re.compile(
 _WORLD = re.compile(
     r"\b(?:weather|outside|outdoors|out there|today|tonight|tomorrow|yesterday|"
     r"this (?:morning|afternoon|evening|week|weekend|summer|winter)|"
-    r"(?:nice|lovely|beautiful|great|good|hot|cold|rainy|sunny|freezing) (?:day|morning|evening|night|weekend))\b"
+    r"(?:nice|lovely|beautiful|great|good|hot|cold|rainy|sunny|freezing) (?:day|morning|evening|night|weekend))\b|"
+    r"^(?:i'?m|i am|i feel|i was|we'?re|we are)\b|"  # the speaker's own state: "I'm feeling blue"
+    r"\bmy (?:room|house|home|flat|office|hands|feet|coffee|tea|car)\b"
 )
 _PICTURE = re.compile(
     r"\b(?:photo|picture|pic|image|shot|frame|edit|colou?rs?|tones?|sky|face|looks?|seems?)\b|"

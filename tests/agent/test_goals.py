@@ -423,3 +423,9 @@ def test_green_or_magenta_is_a_cast_and_except_the_face_is_not_the_face() -> Non
     assert _labels("brighten the face") == ["brighten@face"]
     assert _labels("blue sky please") == ["bluer@sky"]
     assert _labels("the blue sky is blown out") == ["recover_highlights"]
+
+
+def test_the_speakers_own_state_is_small_talk() -> None:
+    assert _labels("my room is too cold") == [] and _labels("I'm feeling blue") == []
+    assert _labels("i'm thinking a warmer tone") == ["warmer"]
+    assert _labels("my face is too dark") == ["brighten@face"]
