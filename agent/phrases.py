@@ -67,6 +67,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     "fix_color": (
         "fix the colors", "correct the colors", "the colors are wrong", "color correction",
         "fix the colour", "make the colors natural", "natural colors", "realistic colours",
+        "I don't like the colors", "the colors look weird",
     ),
     "more_saturation": (
         "more saturated", "more vivid", "boost the colors", "increase saturation",
@@ -130,6 +131,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
     ),
     "enhance": (
         "enhance it", "make it look better", "improve the photo", "auto enhance", "fix it",
+        "clean it up", "tidy up the photo",
         "make it look good", "make it nicer", "fix the photo", "make it look professional",
         "polish it", "just make it better", "auto fix", "one-click fix", "improve the image",
         "tweak the tones", "adjust the tones", "make the photo look natural",
@@ -183,6 +185,9 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "add some text", "put a frame around it", "make it a painting", "swap the faces",
         "add a sunset", "replace the sky", "make me look younger", "flip it",
         "make the dog smile", "make the cat smile at the camera",
+        "the horizon is crooked", "the picture is tilted", "straighten it",
+        # small talk, not a wish for the photo
+        "what lovely weather", "it's freezing out there", "I'm feeling down", "how was your weekend",
     ),
 }
 

@@ -429,3 +429,14 @@ def test_the_speakers_own_state_is_small_talk() -> None:
     assert _labels("my room is too cold") == [] and _labels("I'm feeling blue") == []
     assert _labels("i'm thinking a warmer tone") == ["warmer"]
     assert _labels("my face is too dark") == ["brighten@face"]
+
+
+def test_phrases_for_clean_up_crooked_and_small_talk() -> None:
+    """'clean it up' alone is a general clean-up, not 'warm it up'; a crooked picture and weather talk are not
+    wishes any tool grants (embedding matcher; without the model the keyword fallback reads none of them)."""
+    if not intents.embedder_available():
+        pytest.skip("embedding model not installed")
+    assert "warmer" not in _labels("clean it up")
+    assert _labels("the picture is crooked") == []
+    assert _labels("it's freezing out there") == [] and _labels("what lovely weather") == []
+    assert _labels("it looks cold") == ["warmer"]
