@@ -149,6 +149,9 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(?:denoise|grainy|noisy)\b", "denoise"),
     (r"\b(?:blurry|blurred|out of focus)\b", "sharpen"),
     (r"\b(?:dehaze|defog|hazy|foggy|misty|smoggy)\b", "dehaze"),
+    # a plain description of darkness is a complaint ("her face looks dark"); "make it look dark" is not
+    (r"\b(?:looks|seems|is|are|'s) (?:a (?:bit|little) |kind of |rather |quite |pretty |very |so |really )?"
+     r"(?:dark|dim|murky)\b", "brighten"),
     (r"\b(?:gloomy|underexposed|dim)\b", "brighten"),
     (r"\boverexposed\b", "darken"),
     (r"\b(?:fix|correct|adjust)\b.*\bexposure\b|\bexposure\b.*\b(?:off|wrong|bad)\b", "fix_exposure"),
@@ -205,7 +208,7 @@ def negated(clause: str) -> str | None:
 
 
 _ANAPHORA = re.compile(
-    r"^(?:please\s+)?(?:(?:tone|bring|knock|turn|dial|take|pull) it (?:down|back)|fix (?:it|that)|"
+    r"^(?:(?:can|could|would|will) you\s+)?(?:please\s+)?(?:(?:tone|bring|knock|turn|dial|take|pull) it (?:down|back)|fix (?:it|that)|"
     r"correct (?:it|that)|sort (?:it|that) out|do something about (?:it|that)|(?:clean|clear) (?:it|that) up)(?:\s+please)?$"
 )
 
@@ -239,10 +242,15 @@ _COMPLAINT = re.compile(r"\b(?:is|are|was|were|looks?|seems?|feels?|it'?s|too)\b
 def refine(previous: Match, m: Match) -> Match | None:
     """The remedy that follows a complaint ("the face is too dark, brighten"; "washed out, add contrast"):
     when it asks for some of what the complaint was read as, and names no region of its own, it is the
-    same wish made exact (the complaint's region, the remedy's intents and amounts); else None."""
-    if (m.region is not None or not m.intents or not previous.intents or m.box is not None
-            or not set(m.intents) <= set(previous.intents) or not _COMPLAINT.search(previous.clause)
-            or _COMPLAINT.search(m.clause)):
+    same wish made exact (the complaint's region, the remedy's intents and amounts); a complaint after
+    the remedy it explains adds nothing; else None."""
+    if m.region is not None or not m.intents or not previous.intents or m.box is not None:
+        return None
+    if not set(m.intents) <= set(previous.intents):
+        return None
+    if not _COMPLAINT.search(previous.clause) and _COMPLAINT.search(m.clause):
+        return previous  # the reason after the remedy: "brighten the face, it's too dark"
+    if not _COMPLAINT.search(previous.clause) or _COMPLAINT.search(m.clause):
         return None
     return replace(previous, intents=m.intents, direction=m.direction or previous.direction,
                    degree=m.degree if m.degree != 1.0 else previous.degree,

@@ -440,3 +440,12 @@ def test_phrases_for_clean_up_crooked_and_small_talk() -> None:
     assert _labels("the picture is crooked") == []
     assert _labels("it's freezing out there") == [] and _labels("what lovely weather") == []
     assert _labels("it looks cold") == ["warmer"]
+
+
+def test_a_described_darkness_is_a_complaint_and_the_reason_after_a_remedy_adds_nothing() -> None:
+    assert _labels("her face looks dark, can you fix that") == ["brighten@face"]
+    assert _labels("the photo looks dark") == ["brighten"]
+    assert _labels("make it look dark and moody") == ["look"]  # the moody look, not a brightening
+    assert _labels("brighten the face, it's too dark") == ["brighten@face"]
+    assert _labels("it's overexposed, can you tone it down") == ["darken"]
+    assert _labels("it's dark outside") == []
