@@ -14,6 +14,7 @@ _SPELL = [
     (r"\bsaturat(e|ion)\b", r"saturat\1"), (r"\bdesaturis", "desaturiz"),
     (r"\b(black\s*(?:and|&|n'?)\s*white|b\s*[&/+]\s*w)\b", "black-and-white"),
     (r"\bwide-?screen\b", "16:9 format"),  # the widescreen format is 16:9
+    (r"\b(counter|anti) clockwise\b", r"\1clockwise"),
     (r"[’‘]", "'"), (r"[−–]", "-"),
     (r"(?<=\d)\s*,\s*(?=\d)", " "),  # "at 120,80,60,40" is one box, not four clauses
 ]

@@ -449,3 +449,11 @@ def test_a_described_darkness_is_a_complaint_and_the_reason_after_a_remedy_adds_
     assert _labels("brighten the face, it's too dark") == ["brighten@face"]
     assert _labels("it's overexposed, can you tone it down") == ["darken"]
     assert _labels("it's dark outside") == []
+
+
+def test_counter_clockwise_spelt_apart_turns_left() -> None:
+    from agent.wishes import find_framing
+
+    assert find_framing(intents.normalize("rotate it 90 degrees counter clockwise")).argument == "-90"
+    assert find_framing(intents.normalize("rotate it anti clockwise")).argument == "-90"
+    assert find_framing(intents.normalize("rotate it clockwise")).argument == "90"
