@@ -9,7 +9,6 @@ import torch
 
 from agent.errors import UserError
 from evals.baselines import auto_enhance, oracle, parametric_fit, run_system
-from evals.runner import _png
 from evals.suites import (
     Case,
     Degradation,
@@ -24,7 +23,7 @@ from evals.suites import (
 from tests.helpers import sample
 from tools.analysis import measure
 from tools.degrade import blur, jpeg
-from tools.io import save_image
+from tools.io import encode_png, save_image
 from tools.metrics import psnr
 
 
@@ -42,7 +41,7 @@ def test_cases_build_to_the_same_bytes_and_seeds_matter() -> None:
     a, b = generate(gen), generate(gen)
     for ca, cb in zip(a, b, strict=True):
         (ia, ra), (ib, rb) = build_case(ca), build_case(cb)
-        assert _png(ia) == _png(ib) and _png(ra) == _png(rb)
+        assert encode_png(ia) == encode_png(ib) and encode_png(ra) == encode_png(rb)
         assert not torch.equal(ia, ra), "the input is degraded"
     other = generate(gen.model_copy(update={"seed": 12}))
     assert [c.degrade for c in other] != [c.degrade for c in a]
