@@ -20,7 +20,9 @@ _SPELL = [
 ]
 _SPLIT = re.compile(
     r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|but|as well as)\s|"
-    r"\swith\s(?=(?:strong|stronger|more|less|high|higher|low|lower|extra|some|deep|deeper|punchy|punchier)\b))\s*"
+    r"\swith\s(?=(?:strong|stronger|more|less|high|higher|low|lower|extra|some|deep|deeper|punchy|punchier)\b)|"
+    # "more contrast without making it darker": the refusal is a clause of its own (agent.intents.negated)
+    r"\s(?=without\s(?:\w+ing|more|any more|extra)\b))\s*"
 )
 _FILLER = re.compile(
     r"^(please|pls|thanks?( you)?|cheers|can you|could you|would you|ok(ay)?|hi|hello|"

@@ -208,7 +208,7 @@ def _read(r: _Reading, text: str, english: str, model: Any, mapper: Callable[[st
     previous = None
     for clause in clauses:
         framing = _wishes.find_framing(clause)
-        if framing is not None and _REFUSING.match(clause):
+        if framing is not None and (_REFUSING.match(clause) or _intents.negated(clause) is not None):
             r.notes.append(_leave_it(clause))  # "no vignette", "don't rotate it": the framing is refused
             continue
         if framing is not None:

@@ -81,8 +81,13 @@ _LESS = (r"less|reduce|decrease|lower|lessen|cut|remove|tone down|dial back|dial
 _SHADOWS = r"shadows?|dark (?:areas|parts|tones)|faces?|foreground|subject"
 _HIGHS = r"highlights?|sky|skies|clouds?|windows?|sun|bright (?:areas|parts)"
 
+# "no more noise", "without any grain", "I don't want haze": a flaw refused is a flaw removed, not a refusal
+_FLAWS = {"denoise": r"noise|grain|graininess|speckles?", "dehaze": r"haze|fog|mist|smog", "sharpen": r"blur|blurriness"}
+_NO_FLAW = r"\b(?:no|without|(?:don'?t|dont|do not) want)(?: any)?(?: more)? (?:{})\b"
+
 # (pattern, label) in order; "{more}" = attribute increased, "{less}" = attribute reduced.
 _RULES: list[tuple[str, str]] = [
+    *[(_NO_FLAW.format(words), name) for name, words in _FLAWS.items()],
     # before the light rules: "the night shot is too dark" is a low-light rescue, not just "brighter"
     (r"\b(?:night(?:time)?|low[- ]light|after dark|in the dark)\b.*\b(?:dark|dim|black|grainy|noisy|gloomy|"
      r"underexposed|brighten|lighten|rescue|fix|save|see)\b|\b(?:brighten|lighten|rescue|fix|save)\b.*"
@@ -193,16 +198,18 @@ _KEEP = re.compile(
 # follows the marker is matched as usual and then refused (agent.goals holds it where measurable)
 _NOT = re.compile(
     r"^(?:(?:but|and|just|only|please|yet)\s+)*(?:do not|don'?t|dont|never|not|no more|"
+    r"(?:i|we)(?:'d| would)? (?:do not|don'?t|dont|rather not) (?:want|need)|i'?d rather not|let'?s not|no need to|"
     r"without (?:more|adding|any more|extra|increasing|making(?: it)?)|avoid(?:ing)?)\s+"
-    r"(?:(?:make|making|get|getting|be|being|it|too|any|the photo|the image)\s+)*(?P<rest>.+)$"
+    r"(?:(?:make|making|get|getting|be|being|it|too|any|the photo|the image|this|to)\s+)*(?P<rest>.+)$"
 )
+_NO_FLAW_ANY = re.compile(_NO_FLAW.format("|".join(_FLAWS.values())))
 _LEAVE = re.compile(r"^(?:please\s+)?(?:don'?t|do not|never)\s+(?:touch|change|alter|edit|crop)\b")
 
 
 def negated(clause: str) -> str | None:
     """What a negated clause refuses ("not brighter" -> "brighter"); None for a clause without negation."""
-    if _LEAVE.match(clause):
-        return None  # "don't touch the sky": leave it as it is (_KEEP)
+    if _LEAVE.match(clause) or _NO_FLAW_ANY.search(clause):
+        return None  # "don't touch the sky": leave it as it is (_KEEP); "no more noise": remove it
     m = _NOT.match(clause)
     return m["rest"] if m else None
 
@@ -246,6 +253,9 @@ def refine(previous: Match, m: Match) -> Match | None:
     the remedy it explains adds nothing; else None."""
     if m.region is not None or not m.intents or not previous.intents or m.box is not None:
         return None
+    local = _in_region_of(previous, m)
+    if local is not None:
+        return local
     if not set(m.intents) <= set(previous.intents):
         return None
     if not _COMPLAINT.search(previous.clause) and _COMPLAINT.search(m.clause):
@@ -256,6 +266,19 @@ def refine(previous: Match, m: Match) -> Match | None:
                    degree=m.degree if m.degree != 1.0 else previous.degree,
                    stops=m.stops if m.stops is not None else previous.stops,
                    percent=m.percent if m.percent is not None else previous.percent)
+
+
+def _in_region_of(complaint: Match, remedy: Match) -> Match | None:
+    """A remedy on "it" after a complaint about a region ("the sky is too white, make it bluer"): the
+    remedy confined to that region, as if the clause had named it; None when it is no regional wish."""
+    region = _REGION.search(complaint.clause)
+    if (region is None or _EXCEPT.search(complaint.clause) or not _COMPLAINT.search(complaint.clause)
+            or _COMPLAINT.search(remedy.clause) or re.search(r"\b(?:the|everything|rest|all|whole)\b", remedy.clause)):
+        return None
+    local = match_clause(f"{remedy.clause} {region['region']}", None, None)
+    if local is None or local.region is None:
+        return None
+    return replace(local, clause=f"{complaint.clause}, {remedy.clause}")
 
 
 def _attr_intent(text: str, direction: int) -> str | None:

@@ -51,6 +51,7 @@ _ELISION = re.compile(r"\b(l|d|n|j|c|s|m|t|qu)'(?=\w)")
 _CLITIC = re.compile(r"(?<=\w)-(?:la|le|les|moi|lui|leur|en|y)\b")  # "éclaircis-la": the verb says it
 _NE_PAS = re.compile(r"\bne (?:(?:le|la|les|lui|leur|me|te|se|y|en) )?([\w-]+) pas\b")
 _UMLAUT = re.compile(r"(?<=[a-z])(?:ae|oe|ue)")  # "waermer", "schaerfer": German typed without umlauts
+_KEIN_MEHR = re.compile(r"\b(kein(?:e|en|er)?) (\w+) mehr\b")  # "kein Rauschen mehr" -> "kein mehr Rauschen": no more
 
 
 def spelled(lang: str, text: str, fold: bool = True) -> str:
@@ -61,6 +62,8 @@ def spelled(lang: str, text: str, fold: bool = True) -> str:
         text = _UMLAUT.sub(lambda m: m[0][0], text) if lang == "de" else text
         text = "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
         text = text.replace("ß", "ss")
+    if lang == "de":
+        text = _KEIN_MEHR.sub(r"\1 mehr \2", text)
     if lang == "fr":
         text = _NE_PAS.sub(r"ne pas \1", _ELISION.sub(r"\1e ", _CLITIC.sub("", text)))
     return text

@@ -20,7 +20,10 @@ FRAMING = ("crop", "rotate", "flip")
 _DEGREE_WORDS = ((re.compile(r"\b(a (little )?bit|slight(ly)?|subtle|a touch|a hint|light|gentle)\b"), 0.5),
                  (re.compile(r"\b(strong(ly)?|heavy|very|really|extreme|a lot|dramatic)\b"), 1.4))
 _RATIO = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?::|x|×|/|by)\s*(\d+(?:\.\d+)?)\b")
-_CROP = re.compile(r"\bcrop|\bsquare\b|\baspect\b|\bformat\b")
+_CROP = re.compile(r"\bcrop|\bsquare\b|\baspect\b|\bformat\b|\bportrait\b|\blandscape\b|"
+                   r"^(?:(?:to|in|as|a|an|please) )*\d+(?:\.\d+)?:\d+(?:\.\d+)?(?: ratio| please)?$")
+# a ratio names a frame's sides whichever way round it is written: "portrait 4:3" is 3 wide by 4 high
+_ORIENTATION = re.compile(r"\b(?:(?P<tall>portrait|upright|tall)|(?P<wide>landscape|wide))\b")
 # "turn" rotates only with an angle or a direction: "turn it into black and white" does not
 _ROTATE = re.compile(r"\brotate\b|\bturn\b(?=.*\b(?:degrees?|90|180|270|left|right|clockwise|counter-?clockwise|"
                      r"anti-?clockwise|sideways)\b)|\bupside down\b")
@@ -78,7 +81,11 @@ def find_framing(clause: str) -> Wish | None:
     if _CROP.search(clause):
         ratio = _RATIO.search(clause)
         if ratio:
-            return Wish("crop", f"{float(ratio[1]):g}:{float(ratio[2]):g}", clause=clause)
+            width, height = float(ratio[1]), float(ratio[2])
+            turn = _ORIENTATION.search(clause)
+            if turn and (width > height if turn["tall"] else width < height):
+                width, height = height, width
+            return Wish("crop", f"{width:g}:{height:g}", clause=clause)
         if "square" in clause:
             return Wish("crop", "1:1", clause=clause)
     if _ROTATE.search(clause):

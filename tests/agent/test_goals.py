@@ -457,3 +457,24 @@ def test_counter_clockwise_spelt_apart_turns_left() -> None:
     assert find_framing(intents.normalize("rotate it 90 degrees counter clockwise")).argument == "-90"
     assert find_framing(intents.normalize("rotate it anti clockwise")).argument == "-90"
     assert find_framing(intents.normalize("rotate it clockwise")).argument == "90"
+
+
+
+@pytest.mark.parametrize("text, labels", [
+    # a remedy on "it" after a region's complaint stays in that region: the sky made bluer, not a
+    # cooler photo whose highlights are recovered
+    ("the sky is too white, make it bluer", ["bluer@sky"]),
+    ("the sky is too bright, darken it a bit", ["darken@sky"]),
+    ("her face is too dark, brighten it", ["brighten@face"]),
+    # "I don't want", "no need to", "without making": what follows is refused
+    ("i dont want it darker, just more contrast", ["more_contrast"]),
+    ("increase contrast without making it darker", ["more_contrast"]),
+    ("no need to crop it, just warm it up", ["warmer"]),
+    # a flaw refused is a flaw removed; "without adding noise" refuses an edit that adds it (none does)
+    ("no more noise please", ["denoise"]),
+    ("I don't want any haze", ["dehaze"]),
+    ("sharpen it without adding noise", ["sharpen"]),
+    ("no more saturation, just sharpen it", ["sharpen"]),
+])
+def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[str]) -> None:
+    assert _labels(text) == labels

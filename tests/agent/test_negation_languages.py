@@ -73,3 +73,26 @@ def test_a_mapper_reads_what_nothing_else_could():
 ])
 def test_a_negation_in_its_own_languages_word_order(text, wanted):
     assert names(parse_goal(text, stats(mean_L=45))) == wanted
+
+
+@pytest.mark.parametrize("text, wanted", [
+    ("ノイズを減らして", {"denoise"}),  # 減らす: less of what precedes it
+    ("¿puedes aclarar un poco la foto?", {"brighten"}),
+    ("rends les couleurs plus éclatantes", {"more_saturation"}),
+    ("kein Rauschen mehr bitte", {"denoise"}),  # "kein ... mehr": no more noise, a flaw removed
+    ("柔和一点", {"soften"}),  # soft, not the pastel look
+])
+def test_more_everyday_words_in_other_languages(text, wanted):
+    goal = parse_goal(text, stats(mean_L=45))
+    assert names(goal) == wanted and not goal.unmapped
+
+
+def test_weather_talk_in_other_languages_maps_nothing():
+    for text in ("今天好冷啊", "es ist kalt draußen", "il fait froid dehors aujourd'hui", "hoy hace calor"):
+        goal = parse_goal(text, stats())
+        assert not [i for i in goal.intents if i.source != "measurement"], text
+
+
+def test_sans_toucher_keeps_the_region_out_of_the_edit():
+    goal = parse_goal("éclaircis sans toucher au ciel", stats(mean_L=45))
+    assert [(i.name, i.region) for i in goal.intents] == [("brighten", None)]

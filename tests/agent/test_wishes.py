@@ -108,3 +108,24 @@ def test_an_upscale_comes_last_at_the_size_asked(monkeypatch):
     result = edit(PHOTO, "make it 2x bigger and a little brighter")
     assert result.recipe.steps[-1].tool == "upscale" and result.image.shape[-2:] == (128, 192)
     assert _replays(result)
+
+
+@pytest.mark.parametrize("clause, label", [
+    ("portrait 4:3", "crop:3:4"), ("crop to portrait 2:3", "crop:2:3"), ("crop it 3:2 landscape", "crop:3:2"),
+    ("crop to 4:5 portrait", "crop:4:5"), ("16:9 please", "crop:16:9"),
+])
+def test_a_ratio_is_turned_the_way_the_orientation_says(clause, label):
+    """W:H is width by height: a portrait frame is taller than wide whichever way round the ratio is written."""
+    assert find_framing(clause).label == label
+
+
+@pytest.mark.parametrize("text, look", [
+    ("make it look old", "vintage"), ("make it look like a polaroid", "vintage"), ("Polaroid-Look", "vintage"),
+    ("フィルムノワール", "film_noir"), ("make it look like an old photograph", "vintage"),
+])
+def test_everyday_names_of_looks(text, look):
+    assert find_look(text).argument == look
+
+
+def test_soft_alone_is_no_pastel_look():
+    assert find_look("柔和一点") is None and find_look("让画面柔和一些") is None
