@@ -8,9 +8,9 @@ interleaved (A, B, A, B, ...) so that load from other work hits both alike. Repo
 median milliseconds over several runs after a warm-up, and the ratio imagent / OpenCV
 (lower is better; < 1 means imagent is faster).
 
-Where the peer is an 8-bit LUT and the op a per-channel curve, a second row "(8-bit)"
-times the op as `imagent apply` renders an 8-bit photo (`tools.render8`: uint8 in, uint8
-out, like the peer); the float row moves four times the bytes. The "worst" line compares
+Where the peer takes uint8 and `tools.render8` renders the op on an 8-bit photo (per-channel
+curves, equalize), a second row "(8-bit)" times the op as `imagent apply` does it (uint8 in,
+uint8 out, like the peer); the float row moves four times the bytes. The "worst" line compares
 like with like: the 8-bit row where there is one.
 
     python -m benchmarks.run [--sizes 1,12] [--only exposure,blur] [--out bench-results]
@@ -34,7 +34,7 @@ import torch
 import tools  # noqa: F401  (malloc tuning applies to both sides of the comparison)
 from tools.recipe import Recipe, apply_recipe
 from tools.registry import get
-from tools.render8 import render8
+from tools.render8 import render8, renders8
 
 SIZES = {1: (1155, 866), 12: (4000, 3000)}
 
@@ -231,8 +231,8 @@ def run(sizes: list[int], only: set[str] | None) -> list[dict[str, Any]]:
             ours, theirs = _median_ms((lambda tool=tool, p=p, t=t: tool(t, p), lambda peer=peer, src=src: peer(src)),
                                       runs)
             rows.append(_row(name, mp, ours, theirs, peer_desc))
-            if kind == "u8" and tool.per_channel:  # the same op as `imagent apply` renders an 8-bit photo
-                recipe = Recipe().then(tool_name, params)
+            recipe = Recipe().then(tool_name, params)
+            if kind == "u8" and renders8(recipe):  # the same op as `imagent apply` renders an 8-bit photo
                 ours, theirs = _median_ms((lambda r=recipe, u=u: render8(u, r), lambda peer=peer, u=u: peer(u)), runs)
                 rows.append(_row(f"{name} (8-bit)", mp, ours, theirs, peer_desc))
         for name, (steps, peer_desc, peer, kind) in RECIPES.items():

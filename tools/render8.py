@@ -7,8 +7,13 @@ replaying the recipe with `apply_recipe` itself on a 256-pixel ramp, so the floa
 this one compute every value the same way; saved at 8 bits the two give the same pixels
 (tests/tools/test_render8.py checks equality). A 12 MP render is then one uint8 cv2.LUT,
 the cost of the OpenCV recipe an OpenCV user would write (`make bench`, "8-bit" rows),
-against four times that for float32 in and out. Any other recipe (a colour, spatial or
-masked step), a 16-bit source or a 16-bit output takes the float path.
+against four times that for float32 in and out.
+
+A recipe whose one pixel-changing step is an unmasked `equalize` renders by `equalize8`: the
+float path's curve (`tools.tone.equalize_curve`, from the same sampled luma histogram) as a
+16-bit table, and its hue-keeping luma move in uint8/float32 OpenCV calls on bands of rows that
+stay in cache (within one 8-bit level of the float path: tested). Any other recipe (a colour,
+spatial or masked step), a 16-bit source or a 16-bit output takes the float path.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import cv2
 import numpy as np
 import torch
 
+from tools import colorspace as cs
 from tools.io import LoadedImage, to_array
 from tools.recipe import Recipe, apply_recipe
+from tools.tone import EQ_BINS, Equalize, curve_table, equalize_curve, equalize_step
 
 
 def per_channel_only(recipe: Recipe) -> bool:
@@ -45,7 +52,85 @@ def render8(pixels: np.ndarray, recipe: Recipe) -> np.ndarray | None:
     if pixels.dtype != np.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
         return None
     table = tables8(recipe)
-    return None if table is None else cv2.LUT(np.ascontiguousarray(pixels), table)
+    if table is not None:
+        return cv2.LUT(np.ascontiguousarray(pixels), table)
+    eq = equalize_only(recipe)
+    return None if eq is None else equalize8(pixels, eq.strength)
+
+
+def renders8(recipe: Recipe) -> bool:
+    """True when `render8` renders this recipe (else it takes the float path)."""
+    return per_channel_only(recipe) or equalize_only(recipe) is not None
+
+
+def equalize_only(recipe: Recipe) -> Equalize | None:
+    """The params of the recipe's one pixel-changing step when it is an unmasked equalize, else None."""
+    changing = [(step, *step.resolve()) for step in recipe.steps]
+    changing = [c for c in changing if not c[1].read_only]
+    if len(changing) != 1 or changing[0][1].name != "equalize" or changing[0][0].mask is not None:
+        return None
+    params = changing[0][2]
+    return params if isinstance(params, Equalize) else None
+
+
+# --------------------------------------------------------------------------- equalize on uint8
+
+_BAND_PX = 1 << 16  # pixels per band: the band's ~20 float32 planes stay in cache
+# 16-bit luma (65535 = white) as three per-channel tables: 257 * Rec.709 weight * value, rounded,
+# green taking the remainder so that a grey pixel's luma is exactly its value (luma - min and
+# max - luma are then never negative, and zero only for greys).
+_R16 = np.round(np.arange(256) * 257 * cs.LUMA[0]).astype(np.uint16)
+_B16 = np.round(np.arange(256) * 257 * cs.LUMA[2]).astype(np.uint16)
+_G16 = (np.arange(256) * 257 - _R16 - _B16).astype(np.uint16)
+_Y8 = (np.arange(cs.LUT_SIZE) / 257).astype(np.float32)  # 16-bit luma -> 8-bit units
+_BIN = np.minimum(np.arange(cs.LUT_SIZE) * EQ_BINS // (cs.LUT_SIZE - 1), EQ_BINS - 1).astype(np.uint16)
+
+
+def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
+    """`tools.tone.equalize` on HWC uint8 RGB, to HWC uint8 (within one level of the float path
+    saved at 8 bits). Pass 1 splits the planes and takes 16-bit luma and the histogram; pass 2
+    maps luma through the curve and moves each pixel there along its hue, W3C SetLum + ClipColor
+    as `tone._set_luma`: out = yn + (c - y) * s, s = min(1, yn / (y - min), (255 - yn) / (max - y))."""
+    h, w, _ = pixels.shape
+    if strength == 0:
+        return pixels.copy()
+    planes = [np.empty((h, w), np.uint8) for _ in range(3)]
+    y16 = np.empty((h, w), np.uint16)
+    rows = max(2, _BAND_PX // w // 2 * 2)  # even, so every band starts on a counted row
+    step = equalize_step(h, w)
+    hists: list[np.ndarray] = []
+
+    def luma(r: int) -> None:
+        band = slice(r, r + rows)
+        rgb = [p[band] for p in planes]
+        cv2.mixChannels([np.ascontiguousarray(pixels[band])], rgb, [0, 0, 1, 1, 2, 2])
+        yb = y16[band]
+        cv2.add(cv2.add(cv2.LUT(rgb[0], _R16), cv2.LUT(rgb[1], _G16)), cv2.LUT(rgb[2], _B16), dst=yb)
+        counted = np.ascontiguousarray(yb[::step, ::step])
+        hists.append(cv2.calcHist([cv2.LUT(counted, _BIN)], [0], None, [EQ_BINS], [0, EQ_BINS]))
+
+    starts = list(range(0, h, rows))
+    cs.in_threads(luma, starts)
+    hist = torch.from_numpy(np.sum(hists, axis=0).ravel().astype(np.float64))
+    yn_t = (curve_table(equalize_curve(hist, strength)) * 255).clamp_(1e-4, 255 - 1e-4)  # no 0/0 below
+    yn8, ynr8 = yn_t.float().numpy(), (255 - yn_t).float().numpy()
+    out = np.empty((h, w, 3), np.uint8)
+
+    def move(r: int) -> None:
+        band = slice(r, r + rows)
+        c = [p[band] for p in planes]
+        yb = y16[band]
+        yn, y = cv2.LUT(yb, yn8), cv2.LUT(yb, _Y8)
+        lo, hi = cv2.min(cv2.min(c[0], c[1]), c[2]), cv2.max(cv2.max(c[0], c[1]), c[2])
+        # A grey pixel divides by zero: +inf, so s = 1 and it lands on yn exactly.
+        s = cv2.min(cv2.divide(yn, cv2.subtract(y, lo, dtype=cv2.CV_32F)),
+                    cv2.divide(cv2.LUT(yb, ynr8), cv2.subtract(hi, y, dtype=cv2.CV_32F)))
+        s = cv2.min(s, 1.0)
+        k = cv2.subtract(yn, cv2.multiply(y, s))
+        cv2.merge([cv2.add(cv2.multiply(p, s, dtype=cv2.CV_32F), k, dtype=cv2.CV_8U) for p in c], dst=out[band])
+
+    cs.in_threads(move, starts)
+    return out
 
 
 def render_source(source: LoadedImage, recipe: Recipe, masks: dict[str, torch.Tensor] | None = None,

@@ -38,8 +38,12 @@ def apply_curve(image: Tensor, curve: Callable[[Tensor], Tensor], channels: Sequ
         keep = [curve(image[:, c : c + 1].clamp(0, 1)).clamp(0, 1) if c in channels else image[:, c : c + 1]
                 for c in range(image.shape[1])]
         return torch.cat(keep, 1)
-    table = curve(torch.linspace(0, 1, LUT_SIZE, dtype=torch.float64)).clamp_(0, 1)
-    return cs.apply_lut(image, table, channels)
+    return cs.apply_lut(image, curve_table(curve), channels)
+
+
+def curve_table(curve: Callable[[Tensor], Tensor]) -> Tensor:
+    """(LUT_SIZE,) float64: the curve at the 16-bit grid k/65535, clamped to [0,1] (what the CPU path applies)."""
+    return curve(torch.linspace(0, 1, LUT_SIZE, dtype=torch.float64)).clamp_(0, 1)
 
 
 def _pow(x: Tensor, e: float | Tensor) -> Tensor:
@@ -482,19 +486,31 @@ class Equalize(Params):
     strength: float = Field(0.0, ge=0, le=1, description="how much of the equalised result: 0 = off, 1 = full")
 
 
-_EQ_BINS = 1024
+EQ_BINS = 1024
 # Above this many pixels the histogram is counted on every second pixel of every second row:
 # 3 M samples at 12 MP; on 12 validation photos at 12 MP the CDF stayed within 0.04 % of the full
 # count (under a tenth of an 8-bit level), for a third less time. Smaller images are counted in full.
 _EQ_FULL_COUNT_PX = 4_000_000
 
 
-def _cdf_curve(v: Tensor, cdf: Tensor) -> Tensor:
-    """The CDF (knots at k/bins) interpolated linearly at v in [0,1]: smooth in v, so differentiable."""
-    s = v.clamp(0, 1) * _EQ_BINS
-    i = s.detach().long().clamp_(max=_EQ_BINS - 1)
-    lo, hi = cdf[i], cdf[i + 1]
-    return lo + (hi - lo) * (s - i)
+def equalize_step(height: int, width: int) -> int:
+    """The histogram counts rows and columns 0, step, 2*step...: 2 above 4 MP, else 1."""
+    return 2 if height * width > _EQ_FULL_COUNT_PX else 1
+
+
+def equalize_curve(hist: Tensor, strength: float) -> Callable[[Tensor], Tensor]:
+    """Equalize's tone curve for a luma histogram (EQ_BINS bins over [0,1]): the CDF, linear within
+    a bin (smooth in v, so differentiable), blended with the identity by strength."""
+    cdf = torch.cat([hist.new_zeros(1), hist.cumsum(0)]) / hist.sum().clamp_min(1)
+
+    def curve(v: Tensor) -> Tensor:
+        s = v.clamp(0, 1) * EQ_BINS
+        i = s.detach().long().clamp_(max=EQ_BINS - 1)
+        c = cdf.to(v.dtype)
+        lo, hi = c[i], c[i + 1]
+        return torch.lerp(v, lo + (hi - lo) * (s - i), strength)
+
+    return curve
 
 
 @register(Equalize, family="tone", cost=2.0)
@@ -502,19 +518,15 @@ def equalize(image: Tensor, p: Equalize) -> Tensor:
     """Global histogram equalisation of luma (Rec.709 on sRGB values, as OpenCV's YCrCb recipe
     equalises Y), per image: luma maps through its own CDF (1024 bins, linear within a bin),
     blended with the original luma by strength; pixels move to the new luma along their own hue
-    (as luma_curve). Not pointwise: the map depends on the whole image."""
+    (as luma_curve). Not pointwise: the map depends on the whole image. 8-bit photos render
+    through `tools.render8.equalize8` (the same curve, uint8 in and out)."""
     if p.strength == 0:
         return image.clone()
-    step = 2 if image.shape[-2] * image.shape[-1] > _EQ_FULL_COUNT_PX else 1
+    step = equalize_step(image.shape[-2], image.shape[-1])
     outs = []
     for i in range(image.shape[0]):  # each image has its own histogram
         one = image[i : i + 1]
         y = _luma(one)
-        hist = torch.histc(y.detach()[..., ::step, ::step], _EQ_BINS, 0, 1)
-        cdf = torch.cat([hist.new_zeros(1), hist.cumsum(0)]) / hist.sum().clamp_min(1)
-
-        def curve(v: Tensor, cdf: Tensor = cdf) -> Tensor:
-            return torch.lerp(v, _cdf_curve(v, cdf.to(v.dtype)), p.strength)
-
+        curve = equalize_curve(torch.histc(y.detach()[..., ::step, ::step], EQ_BINS, 0, 1), p.strength)
         outs.append(_set_luma(one, y, apply_curve(y, curve)))
     return outs[0] if len(outs) == 1 else torch.cat(outs)

@@ -6,7 +6,7 @@ import torch
 
 from tools.io import ImageSaveError, load_image, save_image, to_array, to_tensor
 from tools.recipe import Recipe, apply_recipe
-from tools.render8 import render8, render_source, tables8
+from tools.render8 import render8, render_source, renders8, tables8
 
 PER_CHANNEL = [
     Recipe().then("curves", {"points": [[0, 0], [0.25, 0.32], [0.75, 0.82], [1, 1]]}),
@@ -66,3 +66,48 @@ def test_sixteen_bit_sources_keep_no_8_bit_copy(tmp_path):
     src = load_image(tmp_path / "deep.png")
     assert src.bit_depth == 16 and src.pixels8 is None
     assert isinstance(render_source(src, PER_CHANNEL[0]), torch.Tensor)
+
+
+EQUALIZE = [Recipe().then("equalize", {"strength": 1}), Recipe().then("measure").then("equalize", {"strength": 0.4})]
+
+
+@pytest.fixture(scope="module")
+def colourful():
+    """Random pixels plus the cases equalize's hue-keeping move must clip: pure and saturated
+    primaries and secondaries (a spike in the histogram), black, white and greys."""
+    rng = np.random.default_rng(11)
+    px = rng.integers(0, 256, (72, 96, 3), dtype=np.uint8)
+    px[:12] = rng.choice([0, 255], (12, 96, 3))
+    px[12:24, :, 0] = rng.integers(0, 30, (12, 96))
+    px[24:30] = rng.integers(0, 256, (6, 1, 1))  # grey rows
+    return px
+
+
+@pytest.mark.parametrize("recipe", EQUALIZE, ids=["full", "measure+0.4"])
+@pytest.mark.parametrize("band_px", [None, 96 * 6], ids=["one band", "bands of 6 rows"])
+@pytest.mark.parametrize("full_count_px", [None, 1000], ids=["every pixel", "every second"])
+def test_equalize_within_one_level_of_the_float_path(colourful, recipe, band_px, full_count_px, monkeypatch):
+    if band_px:
+        monkeypatch.setattr("tools.render8._BAND_PX", band_px)
+    if full_count_px:  # both paths count the histogram on every second pixel of every second row
+        monkeypatch.setattr("tools.tone._EQ_FULL_COUNT_PX", full_count_px)
+    fast = render8(colourful, recipe)
+    assert fast is not None and fast.dtype == np.uint8 and fast.shape == colourful.shape
+    ref = to_array(apply_recipe(to_tensor(colourful), recipe))
+    diff = np.abs(fast.astype(int) - ref)
+    assert diff.max() <= 1 and (diff > 0).mean() < 0.05
+    moved = ref.astype(int) - colourful
+    clipped = (moved.max(2) - moved.min(2)) > 8  # channels moved apart: the hue-keeping clip acted
+    assert clipped.mean() > 0.05
+
+
+@pytest.mark.parametrize("recipe", [
+    Recipe().then("equalize", {"strength": 1}, mask="sky"),
+    Recipe().then("equalize", {"strength": 1}).then("exposure", {"stops": 0.5}),
+], ids=["masked", "with another step"])
+def test_equalize_with_anything_else_takes_the_float_path(colourful, recipe):
+    assert not renders8(recipe) and render8(colourful, recipe) is None
+
+
+def test_equalize_strength_zero_is_the_identity(colourful):
+    np.testing.assert_array_equal(render8(colourful, Recipe().then("equalize", {"strength": 0})), colourful)
