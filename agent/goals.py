@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from agent import intents as _intents
 from agent import lexicon as _lexicon
 from agent import natural as _natural
+from agent import spelling as _spelling
 from agent import wishes as _wishes
 from agent.intent_spec import INTENTS, IntentSpec, opposites
 from agent.options import Budget
@@ -353,6 +354,9 @@ def parse_goal(
     lang, english = _lexicon.gloss(text)
     if lang != "en":
         r.notes.append(f"read as: {english} ({_lexicon.NAMES[lang]} phrase table)")
+    else:
+        english, slips = _spelling.corrected(english)
+        r.notes += [f"read '{slip}' as '{word}'" for slip, word in slips]
     _read(r, text, english, model if usable else None, mapper)
     if usable and loaded and loaded[-1] is None:  # it failed to load when a clause needed it
         usable = False

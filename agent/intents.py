@@ -57,7 +57,7 @@ def intent_phrases() -> dict[str, tuple[str, ...]]:
 _ATTR: dict[str, tuple[str, str | None, str | None]] = {
     "contrast": (r"contrast(?:y|s)?|punch|punchy", "more_contrast", "less_contrast"),
     "saturation": (r"saturation|saturated|colors?|colorfulness|colorful|vibrance|vibrancy|"
-                   r"vividness|vivid", "more_saturation", "less_saturation"),
+                   r"vividness|vivid|intense|intensity", "more_saturation", "less_saturation"),
     "bright": (r"brightness|bright|exposure|exposed|light|lightness", "brighten", "darken"),
     "dark": (r"darkness|dark|dim|gloomy|shadowy|murky", "darken", "brighten"),
     "warm": (r"warmth|warm|yellow|yellowish|orange|golden", "warmer", "cooler"),
@@ -139,6 +139,11 @@ _RULES: list[tuple[str, str]] = [
      r"\bpunchier\b", "more_contrast+more_saturation"),
     (r"\bflat\b", "more_contrast"),
     (r"\b(?:too|overly|excessively|over)[- ]?(?:much\s+)?(?:{attr})\b", "{less}"),
+    # "the contrast is too low", "the colours are too strong": the amount of the attribute judged
+    (r"\b(?:{attr})\b (?:is|are|looks?|seems?) (?:(?:too|very|a bit|rather|kind of|quite|way too) )?"
+     r"(?:low|weak|lacking|insufficient)\b", "{more}"),
+    (r"\b(?:{attr})\b (?:is|are|looks?|seems?) (?:(?:too|very|a bit|rather|kind of|quite|way too) )?"
+     r"(?:high|strong|heavy|excessive)\b", "{less}"),
     (r"\bunder[- ]?(?:{attr})\b|\bnot (?:{attr}) enough\b|\bnot enough (?:{attr})\b|"
      r"\b(?:lack(?:s|ing)?|no|without(?: any)?|zero) (?:any |some )?(?:{attr})\b|\blow[- ](?:{attr})\b", "{more}"),
     (rf"\b(?:{_LESS}){_ART}\s+(?:{{attr}})\b", "{less}"),
@@ -199,6 +204,8 @@ _KEEP = re.compile(
 _NOT = re.compile(
     r"^(?:(?:but|and|just|only|please|yet)\s+)*(?:do not|don'?t|dont|never|not|no more|"
     r"(?:i|we)(?:'d| would)? (?:do not|don'?t|dont|rather not) (?:want|need)|i'?d rather not|let'?s not|no need to|"
+    r"(?:(?:it|this|the (?:photo|image|picture))\s+)?(?:should not|shouldn'?t|must not|mustn'?t|need not|needn'?t|"
+    r"does not need to|doesn'?t need to)|"
     r"without (?:more|adding|any more|extra|increasing|making(?: it)?)|avoid(?:ing)?)\s+"
     r"(?:(?:make|making|get|getting|be|being|it|too|any|the photo|the image|this|to)\s+)*(?P<rest>.+)$"
 )

@@ -21,7 +21,7 @@ _DEGREE_WORDS = ((re.compile(r"\b(a (little )?bit|slight(ly)?|subtle|a touch|a h
                  (re.compile(r"\b(strong(ly)?|heavy|very|really|extreme|a lot|dramatic)\b"), 1.4))
 _RATIO = re.compile(r"\b(\d+(?:\.\d+)?)\s*(?::|x|×|/|by)\s*(\d+(?:\.\d+)?)\b")
 _CROP = re.compile(r"\bcrop|\bsquare\b|\baspect\b|\bformat\b|\bportrait\b|\blandscape\b|"
-                   r"^(?:(?:to|in|as|a|an|please) )*\d+(?:\.\d+)?:\d+(?:\.\d+)?(?: ratio| please)?$")
+                   r"^(?:(?:make|set|change|turn|it|this|to|in|into|as|a|an|the|photo|image|picture|please) )*\d+(?:\.\d+)?:\d+(?:\.\d+)?(?: ratio| please)?$")
 # a ratio names a frame's sides whichever way round it is written: "portrait 4:3" is 3 wide by 4 high
 _ORIENTATION = re.compile(r"\b(?:(?P<tall>portrait|upright|tall)|(?P<wide>landscape|wide))\b")
 # "turn" rotates only with an angle or a direction: "turn it into black and white" does not

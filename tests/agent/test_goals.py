@@ -478,3 +478,15 @@ def test_counter_clockwise_spelt_apart_turns_left() -> None:
 ])
 def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels
+
+
+@pytest.mark.parametrize("text, labels", [
+    ("it should not be darker, only more contrasty", ["more_contrast"]),  # a subject before the negation
+    ("the photo shouldn't get any warmer, just sharper", ["sharpen"]),
+    ("the contrast is too low", ["more_contrast"]),  # the amount of an attribute judged
+    ("the colours are way too strong", ["less_saturation"]),
+    ("make the colours less intense", ["less_saturation"]),
+    ("make it 3:2", ["crop"]),  # a ratio alone is a crop
+])
+def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
+    assert _labels(text) == labels

@@ -122,6 +122,7 @@ def test_a_ratio_is_turned_the_way_the_orientation_says(clause, label):
 @pytest.mark.parametrize("text, look", [
     ("make it look old", "vintage"), ("make it look like a polaroid", "vintage"), ("Polaroid-Look", "vintage"),
     ("フィルムノワール", "film_noir"), ("make it look like an old photograph", "vintage"),
+    ("like an old 70s photo", "vintage"), ("make it look like a movie", "cinematic"),
 ])
 def test_everyday_names_of_looks(text, look):
     assert find_look(text).argument == look
