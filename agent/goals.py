@@ -149,6 +149,7 @@ class _Reading:
     matches: list[_intents.Match] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)  # intent -> the clause that said "not"
+    limited: dict[str, str] = field(default_factory=dict)  # "don't make it too warm": held unless asked
     direct: list[_wishes.Wish] = field(default_factory=list)  # exact edits: looks, framing
 
 
@@ -166,8 +167,10 @@ def _read_clause(r: _Reading, clause: str, previous: _intents.Match | None, mode
     rest = _intents.negated(clause)
     if rest is not None:
         m = _intents.match_clause(rest, None, model)
+        # "too" or "overdo" limits how far, it does not refuse: "don't make it too warm, just a little warmer"
+        limits = r.limited if re.search(r"\btoo\b|\boverdo", clause) else r.refused
         for name in m.intents if m is not None else ():
-            r.refused.setdefault(name, clause)
+            limits.setdefault(name, clause)
         if m is None or not m.intents:
             r.notes.append(_leave_it(clause))
         return previous
@@ -284,7 +287,8 @@ def _add_exact(r: _Reading, kept: dict[str, tuple[Intent, str]]) -> None:
 def _targets(r: _Reading, kept: dict[str, tuple[Intent, str]], stats: Any, reference_stats: Any) -> list[Target]:
     """The targets of every kept intent, and of every refused one (held where it is)."""
     targets: list[Target] = []
-    for name, clause in r.refused.items():
+    asked = {intent.name for intent, _ in kept.values()}
+    for name, clause in [*r.refused.items(), *((n, c) for n, c in r.limited.items() if n not in asked)]:
         targets += _held(name, clause, stats)
     for intent, kind in kept.values():
         if kind == "direct" or (kind == "upscale" and SIZE_FIXED):

@@ -85,9 +85,13 @@ _HIGHS = r"highlights?|sky|skies|clouds?|windows?|sun|bright (?:areas|parts)"
 _FLAWS = {"denoise": r"noise|grain|graininess|speckles?", "dehaze": r"haze|fog|mist|smog", "sharpen": r"blur|blurriness"}
 _NO_FLAW = r"\b(?:no|without|(?:don'?t|dont|do not) want)(?: any)?(?: more)? (?:{})\b"
 
+# "not so bright", "not that contrasty": a wish for less of it, not a refusal ("don't make it too bright" is one)
+_NOT_SO = r"^(?:(?:but|and|just|please)\s+)*not (?:so|too|that|as) (?:{attr})\b"
+
 # (pattern, label) in order; "{more}" = attribute increased, "{less}" = attribute reduced.
 _RULES: list[tuple[str, str]] = [
     *[(_NO_FLAW.format(words), name) for name, words in _FLAWS.items()],
+    (_NOT_SO, "{less}"),
     # before the light rules: "the night shot is too dark" is a low-light rescue, not just "brighter"
     (r"\b(?:night(?:time)?|low[- ]light|after dark|in the dark)\b.*\b(?:dark|dim|black|grainy|noisy|gloomy|"
      r"underexposed|brighten|lighten|rescue|fix|save|see)\b|\b(?:brighten|lighten|rescue|fix|save)\b.*"
@@ -195,6 +199,7 @@ _ELLIPSIS = re.compile(rf"^(?:the\s+)?(?:{_ATTR_ANY})(?:\s+too)?$")  # "... and 
 # "the exposure is fine", "leave the sky alone": understood, and asks for no edit
 _KEEP = re.compile(
     r"^(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) (?:fine|ok|okay|good|great|perfect|right|nice)$|"
+    r"^(?:[\w' ]{0,40}\s)?(?:unchanged|untouched|as (?:it|they) (?:is|are)|as is|the same)$|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b|"
     r"^(?:(?:but|and|just|yet)\s+)*without (?:changing|touching|altering|affecting|losing)\b"
@@ -210,12 +215,13 @@ _NOT = re.compile(
     r"(?:(?:make|making|get|getting|be|being|it|too|any|the photo|the image|this|to)\s+)*(?P<rest>.+)$"
 )
 _NO_FLAW_ANY = re.compile(_NO_FLAW.format("|".join(_FLAWS.values())))
+_NOT_SO_ANY = re.compile(_NOT_SO.replace("{attr}", _ATTR_ANY))
 _LEAVE = re.compile(r"^(?:please\s+)?(?:don'?t|do not|never)\s+(?:touch|change|alter|edit|crop)\b")
 
 
 def negated(clause: str) -> str | None:
     """What a negated clause refuses ("not brighter" -> "brighter"); None for a clause without negation."""
-    if _LEAVE.match(clause) or _NO_FLAW_ANY.search(clause):
+    if _LEAVE.match(clause) or _NO_FLAW_ANY.search(clause) or _NOT_SO_ANY.match(clause):
         return None  # "don't touch the sky": leave it as it is (_KEEP); "no more noise": remove it
     m = _NOT.match(clause)
     return m["rest"] if m else None
@@ -302,7 +308,8 @@ _BOX = re.compile(rf"\b(?:remove|erase|delete|get rid of|take out)\b.*?\bat\s*\(
 _BLUER = re.compile(r"\b(?:bluer|more blue|deeper blue|deep blue|richer blue)\b|"
                     r"^(?:(?:i want|i'?d like|give (?:me|it)) )?(?:a |some )?blue sk(?:y|ies)(?: please)?$")
 # "darken everything except the face": the region is the part left alone, not the one edited
-_EXCEPT = re.compile(r"\b(?:except(?: for)?|apart from|other than|besides|but not|not|outside(?: of)?)\s+"
+_EXCEPT = re.compile(r"\b(?:except(?: for)?|apart from|other than|besides|but not|not|(?:everything|all) but|"
+                     r"outside(?: of)?)\s+"
                      r"(?:on |in )?(?:the |her |his |their )?(?:faces?|sky|skies)\b")
 _REGION = re.compile(r"\b(?:only |just )?(?:on |in )?(?:the |her |his |their )?(?P<region>faces?|sky|skies)"
                      r"(?: only)?\b")

@@ -487,6 +487,10 @@ def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[st
     ("the colours are way too strong", ["less_saturation"]),
     ("make the colours less intense", ["less_saturation"]),
     ("make it 3:2", ["crop"]),  # a ratio alone is a crop
+    ("not so bright please", ["darken"]),  # less of it, not a refusal
+    ("don't make it too warm, just a little warmer", ["warmer"]),  # "too" limits, it does not refuse
+    ("contrast up, brightness unchanged", ["more_contrast"]),
+    ("everything but the sky should be brighter", ["brighten"]),
 ])
 def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels

@@ -13,6 +13,7 @@ from tests.agent.test_goals import names, stats
     ("don't make it brighter, just more contrast", {"more_contrast"}, "brighten"),
     ("warmer, without more contrast", {"warmer"}, "more_contrast"),
     ("no more saturation, just sharpen it", {"sharpen"}, "more_saturation"),
+    ("warmer, but don't make it too bright", {"warmer"}, "brighten"),  # a limit not asked elsewhere is held
 ])
 def test_a_refused_intent_is_dropped_and_held(text, wanted, refused):
     goal = parse_goal(text, stats(mean_L=45))
@@ -81,6 +82,10 @@ def test_a_negation_in_its_own_languages_word_order(text, wanted):
     ("rends les couleurs plus éclatantes", {"more_saturation"}),
     ("kein Rauschen mehr bitte", {"denoise"}),  # "kein ... mehr": no more noise, a flaw removed
     ("柔和一点", {"soften"}),  # soft, not the pastel look
+    ("rends-la plus douce", {"soften"}),
+    ("la photo manque de contraste", {"more_contrast"}),  # lacks contrast
+    ("nicht so hell, bitte", {"darken"}),
+    ("别太亮，稍微暖一点", {"warmer"}),  # "don't (make it) too bright": a limit, the wish is warmer
 ])
 def test_more_everyday_words_in_other_languages(text, wanted):
     goal = parse_goal(text, stats(mean_L=45))

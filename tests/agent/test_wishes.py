@@ -122,7 +122,9 @@ def test_a_ratio_is_turned_the_way_the_orientation_says(clause, label):
 @pytest.mark.parametrize("text, look", [
     ("make it look old", "vintage"), ("make it look like a polaroid", "vintage"), ("Polaroid-Look", "vintage"),
     ("フィルムノワール", "film_noir"), ("make it look like an old photograph", "vintage"),
-    ("like an old 70s photo", "vintage"), ("make it look like a movie", "cinematic"),
+    ("like an old 70s photo", "vintage"), ("make it look like a movie", "cinematic"), ("a noir look", "film_noir"),
+    ("I want it to look like a sunset", "golden_hour"), ("an orange and teal grade", "cinematic"),
+    ("ambiance coucher de soleil", "golden_hour"),
 ])
 def test_everyday_names_of_looks(text, look):
     assert find_look(text).argument == look
