@@ -83,7 +83,12 @@ _R16 = np.round(np.arange(256) * 257 * cs.LUMA[0]).astype(np.uint16)
 _B16 = np.round(np.arange(256) * 257 * cs.LUMA[2]).astype(np.uint16)
 _G16 = (np.arange(256) * 257 - _R16 - _B16).astype(np.uint16)
 _Y8 = (np.arange(cs.LUT_SIZE) / 257).astype(np.float32)  # 16-bit luma -> 8-bit units
-_BIN = np.minimum(np.arange(cs.LUT_SIZE) * EQ_BINS // (cs.LUT_SIZE - 1), EQ_BINS - 1).astype(np.uint16)
+# The histogram bins exact luma, as the float path does: 16-bit luma would put a flat colour
+# within ~2/65535 of a bin edge in the other bin, moving the whole CDF by its share. Luma * 2,550,000
+# (weights * 10^4 * value) is an integer, held exactly in float32.
+_K_WEIGHTS = [round(wt * 10_000) for wt in cs.LUMA]
+_K = [(np.arange(256) * wt).astype(np.float32) for wt in _K_WEIGHTS]
+_K_SCALE = 255 * sum(_K_WEIGHTS)  # white
 
 
 def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
@@ -106,8 +111,10 @@ def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
         cv2.mixChannels([np.ascontiguousarray(pixels[band])], rgb, [0, 0, 1, 1, 2, 2])
         yb = y16[band]
         cv2.add(cv2.add(cv2.LUT(rgb[0], _R16), cv2.LUT(rgb[1], _G16)), cv2.LUT(rgb[2], _B16), dst=yb)
-        counted = np.ascontiguousarray(yb[::step, ::step])
-        hists.append(cv2.calcHist([cv2.LUT(counted, _BIN)], [0], None, [EQ_BINS], [0, EQ_BINS]))
+        c = [np.ascontiguousarray(p[::step, ::step]) for p in rgb]
+        k = cv2.add(cv2.add(cv2.LUT(c[0], _K[0]), cv2.LUT(c[1], _K[1])), cv2.LUT(c[2], _K[2]))
+        # calcHist's top edge is exclusive, torch.histc's last bin takes white: clamp white into it
+        hists.append(cv2.calcHist([cv2.min(k, _K_SCALE - 0.5)], [0], None, [EQ_BINS], [0, _K_SCALE]))
 
     starts = list(range(0, h, rows))
     cs.in_threads(luma, starts)

@@ -111,3 +111,13 @@ def test_equalize_with_anything_else_takes_the_float_path(colourful, recipe):
 
 def test_equalize_strength_zero_is_the_identity(colourful):
     np.testing.assert_array_equal(render8(colourful, Recipe().then("equalize", {"strength": 0})), colourful)
+
+
+def test_equalize_bins_a_flat_colour_by_its_exact_luma(colourful):
+    """(0,0,100) has luma 0.028314, bin 28.993 of 1024; its 16-bit luma 1856/65535 reads bin 29.0004.
+    A third of the photo in that colour moves the CDF by a third if the two paths bin it apart."""
+    px = colourful.copy()
+    px[::3] = (0, 0, 100)
+    recipe = EQUALIZE[0]
+    diff = np.abs(render8(px, recipe).astype(int) - to_array(apply_recipe(to_tensor(px), recipe)))
+    assert diff.max() <= 1
