@@ -121,3 +121,11 @@ def test_equalize_bins_a_flat_colour_by_its_exact_luma(colourful):
     recipe = EQUALIZE[0]
     diff = np.abs(render8(px, recipe).astype(int) - to_array(apply_recipe(to_tensor(px), recipe)))
     assert diff.max() <= 1
+
+
+def test_render_source_renders_equalize_on_8_bits(tmp_path, colourful):
+    save_image(to_tensor(colourful), tmp_path / "src.png")
+    src = load_image(tmp_path / "src.png")
+    out = render_source(src, EQUALIZE[0])
+    assert isinstance(out, np.ndarray)
+    np.testing.assert_array_equal(out, render8(colourful, EQUALIZE[0]))
