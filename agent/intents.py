@@ -83,7 +83,8 @@ _HIGHS = r"highlights?|sky|skies|clouds?|windows?|sun|bright (?:areas|parts)"
 
 # "no more noise", "without any grain", "I don't want haze": a flaw refused is a flaw removed, not a refusal
 _FLAWS = {"denoise": r"noise|grain|graininess|speckles?", "dehaze": r"haze|fog|mist|smog", "sharpen": r"blur|blurriness"}
-_NO_FLAW = r"\b(?:no|without|(?:don'?t|dont|do not) want)(?: any)?(?: more)? (?:{})\b"
+# ("without more noise" refuses adding it: sharpen, but not at the cost of noise)
+_NO_FLAW = r"\b(?:no(?: more)?|without(?: any)?|(?:don'?t|dont|do not) want(?: any)?(?: more)?) (?:{})\b"
 
 # "not so bright", "not that contrasty": a wish for less of it, not a refusal ("don't make it too bright" is one)
 _NOT_SO = r"^(?:(?:but|and|just|please)\s+)*not (?:so|too|that|as) (?:{attr})\b"
@@ -161,7 +162,7 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(?:desaturate|mute the colors)\b", "less_saturation"),
     (r"\b(?:saturate|more vivid|more vibrant)\b", "more_saturation"),
     (r"\b(?:denoise|grainy|noisy)\b", "denoise"),
-    (r"\b(?:blurry|blurred|out of focus)\b", "sharpen"),
+    (r"\b(?:blurry|blurred|out of focus|mushy|smudgy|smeary)\b", "sharpen"),
     (r"\b(?:dehaze|defog|hazy|foggy|misty|smoggy)\b", "dehaze"),
     # a plain description of darkness is a complaint ("her face looks dark"); "make it look dark" is not
     (r"\b(?:looks|seems|is|are|'s) (?:a (?:bit|little) |kind of |rather |quite |pretty |very |so |really )?"
@@ -198,7 +199,8 @@ _COMPILED = _compile()
 _ELLIPSIS = re.compile(rf"^(?:the\s+)?(?:{_ATTR_ANY})(?:\s+too)?$")  # "... and saturation"
 # "the exposure is fine", "leave the sky alone": understood, and asks for no edit
 _KEEP = re.compile(
-    r"^(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) (?:fine|ok|okay|good|great|perfect|right|nice)$|"
+    r"^(?!(?:please )?(?:make|let|get)\b)(?:[\w' ]{0,40}\s)?(?:is|are|looks?|seems?) "  # "make it look good" asks
+    r"(?:fine|ok|okay|good|great|perfect|right|nice)$|"
     r"^(?:[\w' ]{0,40}\s)?(?:unchanged|untouched|as (?:it|they) (?:is|are)|as is|the same)$|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b|"

@@ -188,6 +188,9 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "the horizon is crooked", "the picture is tilted", "straighten it",
         # small talk, not a wish for the photo
         "what lovely weather", "it's freezing out there", "I'm feeling down", "how was your weekend",
+        # a question about the photo or what it shows, not a wish for it
+        "is this a good photo", "what do you think of this picture", "do you like it", "rate this photo",
+        "a landscape photo", "this is a picture of my dog", "a photo of my family", "a portrait of my friend",
     ),
 }
 

@@ -491,6 +491,17 @@ def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[st
     ("don't make it too warm, just a little warmer", ["warmer"]),  # "too" limits, it does not refuse
     ("contrast up, brightness unchanged", ["more_contrast"]),
     ("everything but the sky should be brighter", ["brighten"]),
+    ("the details are mushy", ["sharpen"]),
+    ("sharpen it without more noise", ["sharpen"]),  # refuses adding noise; "no more noise" removes it
+    ("make it look good", ["fix_exposure", "neutralize_cast"]),  # to improve: not "it looks good"
 ])
 def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels
+
+
+def test_a_question_about_the_photo_or_what_it_shows_is_no_wish() -> None:
+    """'is this a good photo?' asks nothing of the tools; 'a landscape photo' says what it shows (embedding matcher)."""
+    if not intents.embedder_available():
+        pytest.skip("embedding model not installed")
+    assert _labels("is this a good photo?") == []
+    assert _labels("it's a landscape photo, add some contrast") == ["more_contrast"]

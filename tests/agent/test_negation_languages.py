@@ -86,6 +86,10 @@ def test_a_negation_in_its_own_languages_word_order(text, wanted):
     ("la photo manque de contraste", {"more_contrast"}),  # lacks contrast
     ("nicht so hell, bitte", {"darken"}),
     ("别太亮，稍微暖一点", {"warmer"}),  # "don't (make it) too bright": a limit, the wish is warmer
+    ("éclaircis-la sans la rendre plus saturée", {"brighten"}),  # sans + pronoun + verb
+    ("les détails sont flous", {"sharpen"}),
+    ("recadre en carré puis tourne de 90 degrés", {"crop", "rotate"}),  # puis: then
+    ("más nítida pero sin más ruido", {"sharpen"}),
 ])
 def test_more_everyday_words_in_other_languages(text, wanted):
     goal = parse_goal(text, stats(mean_L=45))

@@ -124,7 +124,8 @@ def test_a_ratio_is_turned_the_way_the_orientation_says(clause, label):
     ("フィルムノワール", "film_noir"), ("make it look like an old photograph", "vintage"),
     ("like an old 70s photo", "vintage"), ("make it look like a movie", "cinematic"), ("a noir look", "film_noir"),
     ("I want it to look like a sunset", "golden_hour"), ("an orange and teal grade", "cinematic"),
-    ("ambiance coucher de soleil", "golden_hour"),
+    ("ambiance coucher de soleil", "golden_hour"), ("make it look like an old postcard", "vintage"),
+    ("tons froids d'hiver", "cool_winter"),
 ])
 def test_everyday_names_of_looks(text, look):
     assert find_look(text).argument == look
