@@ -90,6 +90,10 @@ def test_a_negation_in_its_own_languages_word_order(text, wanted):
     ("les détails sont flous", {"sharpen"}),
     ("recadre en carré puis tourne de 90 degrés", {"crop", "rotate"}),  # puis: then
     ("más nítida pero sin más ruido", {"sharpen"}),
+    ("weniger gesättigt bitte", {"less_saturation"}),
+    ("hazla más brillante", {"brighten"}),
+    ("tiene un tono verde, corrígelo", {"neutralize_cast"}),
+    ("もう少し涼しい色に", {"cooler"}),
 ])
 def test_more_everyday_words_in_other_languages(text, wanted):
     goal = parse_goal(text, stats(mean_L=45))
