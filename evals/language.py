@@ -1,6 +1,7 @@
 """`python -m evals.language`: how well goals in six languages map to intents (issue 14's suite).
 
-The cases (`evals/data/language.json`: 158 "dev" goals written with the phrase tables, 61 "val"
+The cases (`evals/data/language.json`: "dev" goals written with the phrase tables and everyday-words
+probes measured before the fixes they drove, 61 "val"
 and 60 "test" goals written after them, each measured once and then seen while the tables grew,
 and 140 "blind" goals written by someone who had not read the tables, measured once before the
 tables were tuned again on dev and val only: the held-out figure; English, Chinese, German, French,
