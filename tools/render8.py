@@ -13,7 +13,7 @@ A recipe whose one pixel-changing step is an unmasked `equalize` renders by `equ
 float path's curve (`tools.tone.equalize_curve`, from the same sampled luma histogram) as a
 16-bit table, and its hue-keeping luma move in uint8/float32 OpenCV calls on bands of rows that
 stay in cache (within one 8-bit level of the float path: tested; on 30 train photos at both
-strengths <= 1 level, 0-1.9 % of pixels off by one). 12 MP on 2 cores: ~2-2.9x OpenCV's YCrCb +
+strengths (1, 0.5) <= 1 level, 0-1.3 % of pixels (median 0.16 %) off by one). 12 MP on 2 cores: ~2-2.9x OpenCV's YCrCb +
 equalizeHist on a loaded machine (`make bench`; CPU time 2.7x single-threaded), against 3-4x for
 the float row. Rejected: a 3-D LUT of the move (33^3: max error 8-22 levels on 4 train photos, 65^3:
 4-21; the 1024-knot CDF has creases between lattice points); gathering only the pixels that clip
