@@ -12,14 +12,14 @@ against four times that for float32 in and out.
 A recipe whose one pixel-changing step is an unmasked `equalize` renders by `equalize8`: the
 float path's curve (`tools.tone.equalize_curve`, from the same sampled luma histogram) as a
 16-bit table, and its hue-keeping luma move in uint8/float32 OpenCV calls on bands of rows that
-stay in cache (within one 8-bit level of the float path: tested; on 30 train photos at both
-strengths (1, 0.5) <= 1 level, 0-1.3 % of pixels (median 0.16 %) off by one). 12 MP on 2 cores: ~2-2.9x OpenCV's YCrCb +
-equalizeHist on a loaded machine (`make bench`; CPU time 2.7x single-threaded), against 3-4x for
-the float row. Rejected: a 3-D LUT of the move (33^3: max error 8-22 levels on 4 train photos, 65^3:
-4-21; the 1024-knot CDF has creases between lattice points); gathering only the pixels that clip
-(2.5 % on the bench image, 3-40 % on train photos): finding them costs what it saves.
-Any other recipe (a colour, spatial or masked step), a 16-bit source or a 16-bit output takes
-the float path.
+stay in cache. Within one 8-bit level of the float path (tested; on 30 train photos at strengths
+1 and 0.5: <= 1 level, 0-1.3 % of pixels, median 0.16 %, off by one). 12 MP on 2 cores: ~2-2.9x
+OpenCV's YCrCb + equalizeHist on a loaded machine (`make bench`; CPU time 2.7x single-threaded),
+against 3-4x for the float row. Rejected: a 3-D LUT of the move (33^3: max error 8-22 levels on
+4 train photos, 65^3: 4-21; the 1024-knot CDF creases between lattice points); gathering only
+the pixels that clip (2.5 % on the bench image, 3-40 % on train photos): finding them costs what
+it saves. Any other recipe (a colour, spatial or masked step), a 16-bit source or a 16-bit
+output takes the float path.
 """
 
 from __future__ import annotations
