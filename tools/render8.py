@@ -145,7 +145,8 @@ def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
         # A grey pixel divides by zero: +inf, so s = 1 and it lands on yn exactly.
         s = cv2.min(cv2.divide(cv2.LUT(yb, room8), cv2.absdiff(y, cv2.LUT(end, _F8))), 1.0)
         k = cv2.subtract(yn, cv2.multiply(y, s))
-        cv2.merge([cv2.add(cv2.multiply(p, s, dtype=cv2.CV_32F), k, dtype=cv2.CV_8U) for p in c], dst=out[band])
+        moved = [cv2.add(cv2.multiply(p, s, dtype=cv2.CV_32F), k, dtype=cv2.CV_8U) for p in c]
+        cv2.merge(moved, dst=out[band])
 
     cs.in_threads(move, starts)
     return out

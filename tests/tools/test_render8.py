@@ -68,7 +68,8 @@ def test_sixteen_bit_sources_keep_no_8_bit_copy(tmp_path):
     assert isinstance(render_source(src, PER_CHANNEL[0]), torch.Tensor)
 
 
-EQUALIZE = [Recipe().then("equalize", {"strength": 1}), Recipe().then("measure").then("equalize", {"strength": 0.4})]
+EQUALIZE = [Recipe().then("equalize", {"strength": 1}),
+            Recipe().then("measure").then("equalize", {"strength": 0.4})]
 
 
 @pytest.fixture(scope="module")
