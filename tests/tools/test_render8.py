@@ -87,7 +87,10 @@ def colourful():
 @pytest.mark.parametrize("recipe", EQUALIZE, ids=["full", "measure+0.4"])
 @pytest.mark.parametrize("band_px", [None, 96 * 6], ids=["one band", "bands of 6 rows"])
 @pytest.mark.parametrize("full_count_px", [None, 1000], ids=["every pixel", "every second"])
-def test_equalize_within_one_level_of_the_float_path(colourful, recipe, band_px, full_count_px, monkeypatch):
+@pytest.mark.parametrize("dense", [0.0, 1.0], ids=["clipping bands in float32", "clipping pixels gathered"])
+def test_equalize_within_one_level_of_the_float_path(colourful, recipe, band_px, full_count_px, dense,
+                                                     monkeypatch):
+    monkeypatch.setattr("tools.render8._DENSE", dense)
     if band_px:
         monkeypatch.setattr("tools.render8._BAND_PX", band_px)
     if full_count_px:  # both paths count the histogram on every second pixel of every second row
