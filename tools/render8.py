@@ -24,6 +24,8 @@ output takes the float path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import cv2
 import numpy as np
 import torch
@@ -129,8 +131,8 @@ def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
     hist = torch.from_numpy(np.sum(hists, axis=0).ravel().astype(np.float64))
     move = _Move(curve_table(equalize_curve(hist, strength)))
     out = np.empty((h, w, 3), np.uint8)
-    cs.in_threads(lambda r: move.band([p[r : r + rows] for p in planes], y16[r : r + rows], out[r : r + rows]),
-                  starts)
+    cs.in_threads(lambda r: move.band(np.ascontiguousarray(pixels[r : r + rows]), [p[r : r + rows] for p in planes],
+                                      y16[r : r + rows], out[r : r + rows]), starts)
     return out
 
 
@@ -150,32 +152,35 @@ class _Move:
         raises = yn >= _Y8
         self.yn, self.side = yn, np.where(raises, 255, 0).astype(np.uint8)
         self.room = np.where(raises, 255 - yn, yn).astype(np.float32)  # > 0: no 0/0 for a grey pixel
-        self.shift = np.round(yn - _Y8).astype(np.int16)
-        # the first channel to clip leaves [0, 255] exactly when end + ceil(yn - y) > 255 (raising)
-        # or end + floor(yn - y) < 0 (lowering)
-        self.edge = np.where(raises, np.ceil(yn - _Y8), np.floor(yn - _Y8)).astype(np.int16)
+        shift = np.round(yn - _Y8)
+        self.up, self.down = np.clip(shift, 0, 255).astype(np.uint8), np.clip(-shift, 0, 255).astype(np.uint8)
+        # Measured from the end it moves toward, the channel that clips first sits at v = max
+        # (raising) or 255 - min (lowering), luma at base; it clips when v + ceil(yn - y) > 255,
+        # or min + floor(yn - y) < 0: v > limit.
+        i = np.arange(cs.LUT_SIZE)
+        self.base = np.where(raises, i, cs.LUT_SIZE - 1 - i).astype(np.uint16)
+        self.limit = np.where(raises, 255 - np.ceil(yn - _Y8), 255 + np.floor(yn - _Y8)).clip(0, 255).astype(np.uint8)
 
-    def band(self, c: list[np.ndarray], y16: np.ndarray, out: np.ndarray) -> None:
-        end = cv2.min(cv2.min(c[0], c[1]), c[2])  # the channel that clips first: min or max
-        cv2.copyTo(cv2.max(cv2.max(c[0], c[1]), c[2]), cv2.LUT(y16, self.side), end)
-        clips = cv2.bitwise_not(cv2.inRange(cv2.add(end, cv2.LUT(y16, self.edge), dtype=cv2.CV_16S), 0, 255))
+    def band(self, src: np.ndarray, c: list[np.ndarray], y16: np.ndarray, out: np.ndarray) -> None:
+        v = cv2.bitwise_not(cv2.min(cv2.min(c[0], c[1]), c[2]))
+        cv2.copyTo(cv2.max(cv2.max(c[0], c[1]), c[2]), cv2.LUT(y16, self.side), v)
+        clips = cv2.compare(v, cv2.LUT(y16, self.limit), cv2.CMP_GT)
         n = cv2.countNonZero(clips)
         if n > _DENSE * clips.size:
-            cv2.merge(self.exact(c, y16, end), dst=out)
+            cv2.merge(self.exact(c, y16, v), dst=out)
             return
-        d = cv2.LUT(y16, self.shift)
-        cv2.merge([cv2.add(p, d, dtype=cv2.CV_8U) for p in c], dst=out)
+        up, down = cv2.LUT(y16, self.up), cv2.LUT(y16, self.down)  # one is 0: c + up - down saturates as c + shift
+        cv2.merge([cv2.subtract(cv2.add(p, up), down) for p in c], dst=out)
         if n:
             at = cv2.findNonZero(clips)[:, 0]
             i = at[:, 1] * y16.shape[1] + at[:, 0]
-            moved = self.exact([p.reshape(-1).take(i)[None] for p in c], y16.reshape(-1).take(i)[None],
-                               end.reshape(-1).take(i)[None])
-            out.reshape(-1, 3)[i] = np.stack(moved, -1)[0]
+            rgb = cv2.split(src.reshape(-1, 3).take(i, axis=0)[None])
+            out.reshape(-1, 3)[i] = cv2.merge(self.exact(rgb, y16.reshape(-1).take(i)[None], v.reshape(-1).take(i)[None]))[0]
 
-    def exact(self, c: list[np.ndarray], y16: np.ndarray, end: np.ndarray) -> list[np.ndarray]:
-        """The move in float32 for planes `c` (any shape) with their 16-bit luma and end channel."""
+    def exact(self, c: Sequence[np.ndarray], y16: np.ndarray, v: np.ndarray) -> list[np.ndarray]:
+        """The move in float32 for planes `c` (any shape) with their 16-bit luma and clipping end v."""
         yn, y = cv2.LUT(y16, self.yn), cv2.LUT(y16, _Y8)
-        gap = cv2.LUT(cv2.absdiff(y16, cv2.LUT(end, _E16)), _Y8)  # |y - end|, in 16-bit integers
+        gap = cv2.LUT(cv2.subtract(cv2.LUT(v, _E16), cv2.LUT(y16, self.base)), _Y8)  # |end - y|, exactly
         # A grey pixel divides by zero: +inf, so s = 1 and it lands on yn exactly.
         s = cv2.min(cv2.divide(cv2.LUT(y16, self.room), gap), 1.0)
         k = cv2.subtract(yn, cv2.multiply(y, s))
