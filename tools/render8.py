@@ -123,12 +123,16 @@ def equalize8(pixels: np.ndarray, strength: float) -> np.ndarray:
         cv2.add(cv2.add(cv2.LUT(rgb[0], _R16), cv2.LUT(rgb[1], _G16)), cv2.LUT(rgb[2], _B16), dst=yb)
         c = [np.ascontiguousarray(p[::step, ::step]) for p in rgb]
         k = cv2.add(cv2.add(cv2.LUT(c[0], _K[0]), cv2.LUT(c[1], _K[1])), cv2.LUT(c[2], _K[2]))
-        # calcHist's top edge is exclusive, torch.histc's last bin takes white: clamp white into it
-        hists.append(cv2.calcHist([cv2.min(k, _K_SCALE - 0.5)], [0], None, [EQ_BINS], [0, _K_SCALE]))
+        # floor(luma * bins) as round(. - 1/2) into uint16 (calcHist on float32 took twice as long);
+        # white lands in an extra bin, folded into the last as torch.histc does
+        b = cv2.addWeighted(k, EQ_BINS / _K_SCALE, k, 0, -0.5, dtype=cv2.CV_16U)
+        hists.append(cv2.calcHist([b], [0], None, [EQ_BINS + 1], [0, EQ_BINS + 1]))
 
     starts = list(range(0, h, rows))
     cs.in_threads(luma, starts)
-    hist = torch.from_numpy(np.sum(hists, axis=0).ravel().astype(np.float64))
+    counts = np.sum(hists, axis=0).ravel().astype(np.float64)
+    counts[EQ_BINS - 1] += counts[EQ_BINS]
+    hist = torch.from_numpy(counts[:EQ_BINS])
     move = _Move(curve_table(equalize_curve(hist, strength)))
     out = np.empty((h, w, 3), np.uint8)
     cs.in_threads(lambda r: move.band(np.ascontiguousarray(pixels[r : r + rows]), [p[r : r + rows] for p in planes],
