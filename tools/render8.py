@@ -13,9 +13,10 @@ A recipe whose one pixel-changing step is an unmasked `equalize` renders by `equ
 float path's curve (`tools.tone.equalize_curve`, from the same sampled luma histogram) as a
 16-bit table, and its hue-keeping luma move in uint8/float32 OpenCV calls on bands of rows that
 stay in cache. Within one 8-bit level of the float path (tested; on 30 train photos at strengths
-1 and 0.5: <= 1 level, 0-1.3 % of pixels, median 0.16 %, off by one). 12 MP on 2 cores: ~2-2.9x
-OpenCV's YCrCb + equalizeHist on a loaded machine (`make bench`; CPU time 2.7x single-threaded),
-against 3-4x for the float row. Rejected: a 3-D LUT of the move (33^3: max error 8-22 levels on
+1 and 0.5: <= 1 level, 0-1.3 % of pixels, median 0.16 %, off by one). 12 MP on 2 cores, against
+OpenCV's YCrCb + equalizeHist (`make bench`, same-run ratios): 2.3x (1.9-2.6) with the machine
+loaded, 2.6-2.8x idle; CPU time single-threaded 2.25x on the bench image, 2.6x on a 12 MP train
+photo (the float row: 4-4.2x). Rejected: a 3-D LUT of the move (33^3: max error 8-22 levels on
 4 train photos, 65^3: 4-21; the 1024-knot CDF creases between lattice points); gathering only
 the pixels that clip (2.5 % on the bench image, 3-40 % on train photos): finding them costs what
 it saves. Any other recipe (a colour, spatial or masked step), a 16-bit source or a 16-bit
@@ -149,7 +150,7 @@ class _Move:
     tables. A pixel that does not clip (s = 1) takes c + round(yn - y) in uint8/int16 calls; the
     clipping ones (2.5 % on the bench image, 3-40 % on train photos) are gathered and moved in
     float32, or the whole band is when more than `_DENSE` of it clips (gathering costs more).
-    12 MP on an idle machine: 63 ms where moving every pixel in float32 took 70."""
+    12 MP, idle: 63 ms where moving every pixel in float32 took 70."""
 
     def __init__(self, table: torch.Tensor) -> None:
         yn = (table * 255).clamp_(1e-4, 255 - 1e-4).float().numpy()
