@@ -13,6 +13,7 @@ _SPELL = [
     (r"\bcolour", "color"), (r"\bgrey", "gray"), (r"\bneutralis", "neutraliz"),
     (r"\bsaturat(e|ion)\b", r"saturat\1"), (r"\bdesaturis", "desaturiz"),
     (r"\b(black\s*(?:and|&|n'?)\s*white|b\s*[&/+]\s*w)\b", "black-and-white"),
+    (r"\s&\s", " and "),  # "contrast & saturation"
     (r"\bwide-?screen\b", "16:9 format"),  # the widescreen format is 16:9
     (r"\b(counter|anti) clockwise\b", r"\1clockwise"),
     (r"[’‘]", "'"), (r"[−–]", "-"),

@@ -168,6 +168,9 @@ _RULES: list[tuple[str, str]] = [
     (r"\b(?:looks|seems|is|are|'s) (?:a (?:bit|little) |kind of |rather |quite |pretty |very |so |really )?"
      r"(?:dark|dim|murky)\b", "brighten"),
     (r"\b(?:gloomy|underexposed|dim)\b", "brighten"),
+    # "it's soft", "looks a bit fuzzy": a description of the focus is a complaint about it
+    (r"\b(?:looks|seems|is|are|'s) (?:a (?:bit|little) |kind of |rather |quite |pretty |very |so |really |too )?"
+     r"(?:soft|fuzzy)\b", "sharpen"),
     (r"\boverexposed\b", "darken"),
     (r"\b(?:fix|correct|adjust)\b.*\bexposure\b|\bexposure\b.*\b(?:off|wrong|bad)\b", "fix_exposure"),
     (r"\b(?:fix|correct)\b.*\bcolors?\b|\bcolors?\b.*\b(?:off|wrong|weird|strange)\b", "fix_color"),
@@ -204,7 +207,8 @@ _KEEP = re.compile(
     r"^(?:[\w' ]{0,40}\s)?(?:unchanged|untouched|as (?:it|they) (?:is|are)|as is|the same)$|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b|"
-    r"^(?:(?:but|and|just|yet)\s+)*without (?:changing|touching|altering|affecting|losing)\b"
+    r"^(?:(?:but|and|just|yet)\s+)*without (?:changing|touching|altering|affecting|losing|blowing|clipping|burning|"
+    r"crushing|ruining|overdoing|hurting|damaging|harming)\b"
 )
 # "not brighter", "don't make it brighter", "without more contrast", "no more saturation": what
 # follows the marker is matched as usual and then refused (agent.goals holds it where measurable)

@@ -186,6 +186,7 @@ PHRASES: dict[str, tuple[str, ...]] = {
         "add a sunset", "replace the sky", "make me look younger", "flip it",
         "make the dog smile", "make the cat smile at the camera",
         "the horizon is crooked", "the picture is tilted", "straighten it",
+        "add some grain", "with film grain", "add noise",
         # small talk, not a wish for the photo
         "what lovely weather", "it's freezing out there", "I'm feeling down", "how was your weekend",
         # a question about the photo or what it shows, not a wish for it

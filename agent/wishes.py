@@ -68,7 +68,8 @@ def find_look(text: str) -> Wish | None:
     return None
 
 
-_FILLER = {"a", "an", "the", "it", "very", "bit", "little", "and", "look", "style", "feel", "please", "give", "make"}
+_FILLER = {"a", "an", "the", "it", "very", "bit", "little", "and", "look", "style", "feel", "please", "give", "make",
+           "go", "for", "vibe", "vibes", "mood", "tone", "tones", "effect", "finish", "grade", "some", "like", "with"}
 
 
 def look_vocabulary(name: str) -> set[str]:

@@ -494,6 +494,9 @@ def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[st
     ("the details are mushy", ["sharpen"]),
     ("sharpen it without more noise", ["sharpen"]),  # refuses adding noise; "no more noise" removes it
     ("make it look good", ["fix_exposure", "neutralize_cast"]),  # to improve: not "it looks good"
+    ("please make it sharper, it's soft", ["sharpen"]),  # the focus described is a complaint
+    ("boost contrast & saturation", ["more_contrast", "more_saturation"]),
+    ("make it brighter without blowing out the highlights", ["brighten"]),  # a constraint, not a wish
 ])
 def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels

@@ -131,5 +131,11 @@ def test_everyday_names_of_looks(text, look):
     assert find_look(text).argument == look
 
 
+@pytest.mark.parametrize("text, look", [("go for a dark, moody vibe", "moody"), ("a film look with some grain", "film")])
+def test_a_looks_own_words_add_nothing_to_it(text, look):
+    goal = parse_goal(text, stats())
+    assert [(i.name, i.argument) for i in goal.intents] == [("look", look)]
+
+
 def test_soft_alone_is_no_pastel_look():
     assert find_look("柔和一点") is None and find_look("让画面柔和一些") is None
