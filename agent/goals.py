@@ -148,7 +148,7 @@ class _Reading:
     notes: list[str] = field(default_factory=list)
     matches: list[_intents.Match] = field(default_factory=list)
     unmapped: list[str] = field(default_factory=list)
-    refused: dict[str, str] = field(default_factory=dict)  # intent -> the clause that said "not"
+    refused: dict[str, str] = field(default_factory=dict)  # intent[@region] -> the clause that said "not"
     limited: dict[str, str] = field(default_factory=dict)  # "don't make it too warm": held unless asked
     direct: list[_wishes.Wish] = field(default_factory=list)  # exact edits: looks, framing
 
@@ -169,8 +169,8 @@ def _read_clause(r: _Reading, clause: str, previous: _intents.Match | None, mode
         m = _intents.match_clause(rest, None, model)
         # "too" or "overdo" limits how far, it does not refuse: "don't make it too warm, just a little warmer"
         limits = r.limited if re.search(r"\btoo\b|\boverdo", clause) else r.refused
-        for name in m.intents if m is not None else ():
-            limits.setdefault(name, clause)
+        for name in m.intents if m is not None else ():  # "don't brighten the sky" refuses brighten@sky only
+            limits.setdefault(f"{name}@{m.region}" if m.region else name, clause)
         if m is None or not m.intents:
             r.notes.append(_leave_it(clause))
         return previous
@@ -279,8 +279,8 @@ def _add_exact(r: _Reading, kept: dict[str, tuple[Intent, str]]) -> None:
     for w in r.direct:
         kept[w.label] = (Intent(name=w.kind, argument=w.argument, degree=w.degree, source="rule",
                                 clause=w.clause), "direct")
-    for key in [k for k, (i, _) in kept.items() if i.name in r.refused]:
-        r.notes.append(f"'{kept[key][0].clause}' ({kept[key][0].name}) dropped: '{r.refused[kept[key][0].name]}'")
+    for key in [k for k in kept if k in r.refused]:
+        r.notes.append(f"'{kept[key][0].clause}' ({key}) dropped: '{r.refused[key]}'")
         del kept[key]
 
 

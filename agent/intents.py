@@ -57,7 +57,7 @@ def intent_phrases() -> dict[str, tuple[str, ...]]:
 _ATTR: dict[str, tuple[str, str | None, str | None]] = {
     "contrast": (r"contrast(?:y|s)?|punch|punchy", "more_contrast", "less_contrast"),
     "saturation": (r"saturation|saturated|colors?|colorfulness|colorful|vibrance|vibrancy|"
-                   r"vividness|vivid|intense|intensity", "more_saturation", "less_saturation"),
+                   r"vividness|vivid|intense|intensity|vibrant", "more_saturation", "less_saturation"),
     "bright": (r"brightness|bright|exposure|exposed|light|lightness", "brighten", "darken"),
     "dark": (r"darkness|dark|dim|gloomy|shadowy|murky", "darken", "brighten"),
     "warm": (r"warmth|warm|yellow|yellowish|orange|golden", "warmer", "cooler"),

@@ -497,6 +497,8 @@ def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[st
     ("please make it sharper, it's soft", ["sharpen"]),  # the focus described is a complaint
     ("boost contrast & saturation", ["more_contrast", "more_saturation"]),
     ("make it brighter without blowing out the highlights", ["brighten"]),  # a constraint, not a wish
+    ("don't brighten the sky, brighten the face", ["brighten@face"]),  # a refusal keeps its region
+    ("It's too vibrant", ["less_saturation"]),
 ])
 def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels

@@ -95,6 +95,7 @@ def test_a_negation_in_its_own_languages_word_order(text, wanted):
     ("tiene un tono verde, corrígelo", {"neutralize_cast"}),
     ("もう少し涼しい色に", {"cooler"}),
     ("elle paraît un peu froide", {"warmer"}),
+    ("n'éclaircis pas le ciel, éclaircis les visages", {"brighten"}),  # the faces, not the sky
 ])
 def test_more_everyday_words_in_other_languages(text, wanted):
     goal = parse_goal(text, stats(mean_L=45))

@@ -125,7 +125,7 @@ def test_a_ratio_is_turned_the_way_the_orientation_says(clause, label):
     ("like an old 70s photo", "vintage"), ("make it look like a movie", "cinematic"), ("a noir look", "film_noir"),
     ("I want it to look like a sunset", "golden_hour"), ("an orange and teal grade", "cinematic"),
     ("ambiance coucher de soleil", "golden_hour"), ("make it look like an old postcard", "vintage"),
-    ("tons froids d'hiver", "cool_winter"), ("电影色调", "cinematic"), ("映画のような雰囲気", "cinematic"),
+    ("tons froids d'hiver", "cool_winter"), ("effet années 80", "vintage"), ("can you do a teal orange grade", "cinematic"), ("电影色调", "cinematic"), ("映画のような雰囲気", "cinematic"),
 ])
 def test_everyday_names_of_looks(text, look):
     assert find_look(text).argument == look
