@@ -20,7 +20,7 @@ _SPELL = [
     (r"(?<=\d)\s*,\s*(?=\d)", " "),  # "at 120,80,60,40" is one box, not four clauses
 ]
 _SPLIT = re.compile(
-    r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|as well as)\s|"
+    r"\s*(?:[,;!?]|\.(?=\s|$)|\s(?:and then|and also|and|then|also|plus|as well as|though|although)\s|"
     r"(?<!\beverything)(?<!\banything)(?<!\ball)\sbut\s|"  # "everything but the sky" is one clause
     r"\swith\s(?=(?:strong|stronger|more|less|high|higher|low|lower|extra|some|deep|deeper|punchy|punchier)\b)|"
     # "more contrast without making it darker": the refusal is a clause of its own (agent.intents.negated)

@@ -73,7 +73,7 @@ _ATTR_ANY = "|".join(v[0] for v in _ATTR.values())
 # no leading \b: the attribute may follow a prefix ("overexposed", "undersaturated")
 _ATTR_ONE = [(re.compile(rf"(?:{v[0]})\b"), v[1], v[2]) for v in _ATTR.values()]
 _ART = r"(?:\s+(?:the|some|a bit of|all the|its|it'?s|that))?"
-_MORE = (r"more|increase|boost|add|raise|enhance|bump up|bump|pump up|intensify|strengthen|"
+_MORE = (r"more|increase|boost|add|raise|lift|push|enhance|bump up|bump|pump up|intensify|strengthen|"
          r"heighten|up|crank up|turn up|higher|stronger|extra|richer|maximi[sz]e")
 _LESS = (r"less|reduce|decrease|lower|lessen|cut|remove|tone down|dial back|dial down|turn down|"
          r"bring down|calm|mute|tame|get rid of|eliminate|kill|clean up|minimi[sz]e|weaker|"
@@ -206,14 +206,14 @@ _KEEP = re.compile(
     r"(?:fine|ok|okay|good|great|perfect|right|nice)$|"
     r"^(?:[\w' ]{0,40}\s)?(?:unchanged|untouched|as (?:it|they) (?:is|are)|as is|the same)$|"
     r"^(?:(?:but|and|just|yet)\s+)*(?:please )?(?:don'?t|do not|never) (?:touch|change|alter|make|edit|crop)\b|"
-    r"^(?:(?:but|and|just|yet)\s+)*(?:leave|keep)\b|"
+    r"^(?:(?:but|and|just|yet|please|though|although)\s+)*(?:leave|keep)\b|"
     r"^(?:(?:but|and|just|yet)\s+)*without (?:changing|touching|altering|affecting|losing|blowing|clipping|burning|"
     r"crushing|ruining|overdoing|hurting|damaging|harming)\b"
 )
 # "not brighter", "don't make it brighter", "without more contrast", "no more saturation": what
 # follows the marker is matched as usual and then refused (agent.goals holds it where measurable)
 _NOT = re.compile(
-    r"^(?:(?:but|and|just|only|please|yet)\s+)*(?:do not|don'?t|dont|never|not|no more|"
+    r"^(?:(?:but|and|just|only|please|yet|though|although)\s+)*(?:do not|don'?t|dont|never|not|no more|"
     r"(?:i|we)(?:'d| would)? (?:do not|don'?t|dont|rather not) (?:want|need)|i'?d rather not|let'?s not|no need to|"
     r"(?:(?:it|this|the (?:photo|image|picture))\s+)?(?:should not|shouldn'?t|must not|mustn'?t|need not|needn'?t|"
     r"does not need to|doesn'?t need to)|"

@@ -499,6 +499,9 @@ def test_regions_refusals_and_flaws_in_everyday_words(text: str, labels: list[st
     ("make it brighter without blowing out the highlights", ["brighten"]),  # a constraint, not a wish
     ("don't brighten the sky, brighten the face", ["brighten@face"]),  # a refusal keeps its region
     ("It's too vibrant", ["less_saturation"]),
+    ("could you lift the exposure a little", ["brighten"]),
+    ("brighter please, though not warmer", ["brighten"]),  # "though" joins a refusal like "but"
+    ("please keep the original colours and just straighten the exposure", ["fix_exposure"]),
 ])
 def test_more_everyday_negations_amounts_and_ratios(text: str, labels: list[str]) -> None:
     assert _labels(text) == labels
