@@ -96,6 +96,8 @@ def test_a_negation_in_its_own_languages_word_order(text, wanted):
     ("もう少し涼しい色に", {"cooler"}),
     ("elle paraît un peu froide", {"warmer"}),
     ("n'éclaircis pas le ciel, éclaircis les visages", {"brighten"}),  # the faces, not the sky
+    ("不要裁剪，也不要旋转，只要降噪", {"denoise"}),  # 也: "and (don't rotate)"
+    ("no más saturación, más calidez", {"warmer"}),
 ])
 def test_more_everyday_words_in_other_languages(text, wanted):
     goal = parse_goal(text, stats(mean_L=45))
