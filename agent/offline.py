@@ -270,14 +270,15 @@ def decide(state: PlanState, tools: dict[str, BoundTool], max_calls: int = 3) ->
 
 
 def _prior_calls(state: PlanState, tools: dict[str, BoundTool], hist: History) -> list[Call]:
-    """The steps the goal's intents carry from the learned prior, each tool's until it was tried once."""
+    """The steps the goal's intents carry (the learned prior's, or a measured veil's levels), each tool's
+    until it was tried once."""
     calls: list[Call] = []
     for intent in state.intents:
         for step in intent.get("steps") or ():
             tool, args = str(step["tool"]), dict(step.get("params", {}))
             if tool in tools and not hist.of(tool) and all(c.name != tool for c in calls):
-                calls.append(Call(tool, args, f"{tool} {_fmt(args)}: the learned prior's correction "
-                                              f"({intent.get('name')})"))
+                calls.append(Call(tool, args, f"{tool} {_fmt(args)}: the correction {intent.get('name')} "
+                                              "carries"))
     return calls
 
 
@@ -335,7 +336,9 @@ def _arguments(s: Strategy, state: PlanState, metric: str, current: float, aim: 
         step = (s.coord(aim) - s.coord(current)) / gain
         cap = hist.cap(s, metric, aim, step)
         step = math.copysign(min(max(abs(step), s.min_step), s.max_step, cap), step)
-    for factor in (1.0, 0.5, 0.25):  # never the exact call that was rolled back
+    # never the exact call that was rolled back; a solved call (build) after the lock broke: half of it
+    factors = (0.5, 0.25) if s.build is not None and hist.last_kind(s.tool) == "lock" else (1.0, 0.5, 0.25)
+    for factor in factors:
         if s.build is not None:
             raw = s.build(state, hist, factor)
         elif s.param:

@@ -48,8 +48,9 @@ enhance            "restore this photo", "make it better": what the measurements
                    (``agent.settle.restore``), each no further than the evidence allows:
                    the light's cast (illuminant_a/b, the part four estimates agree on)
                    at 3 or more: illuminant_a/b within +-1.5 (neutralize_cast);
-                   a lifted black point (p01_L > 15: haze, a faded or flat print):
-                   set_levels, p01_L <= 8 and, when dim, p99_L >= 80;
+                   a veil (Stats.veil >= 0.07: both tone ends short of black and white,
+                   a faded or flat print; a high-key photo's lifted black alone is kept):
+                   set_levels, both ends stretched by the veil less 0.02;
                    else exposure when the white point (p99_L toward 85) and the mean
                    (mean_L toward 48) both say so, by the smaller of the two changes:
                    mean_L = L*(Y(m) * 2**stops) +- 3; rms_contrast < 0.14 (gentle
@@ -68,9 +69,9 @@ deblur             (measurement only) blur_sigma <= 0.8 + 0.6 (m - 0.8): one uns
                    solved from the measured blur, last, weaker with noise (agent/offline.py)
 deblock            (measurement only) blockiness <= 1 + 0.9 (m - 1), weight 0.5: one
                    edge-preserving smoothing pass, first
-set_levels         (measurement only) p01_L <= 8 when over 15; p99_L >= 80 when under
-                   80: the black and white points of a veiled photo, which the planner
-                   sets in one levels call
+set_levels         (measurement only) p01_L and p99_L where levels(v, 1 - v) puts them
+                   (+-4 from either side), v = Stats.veil - 0.02: the black and white
+                   points of a veiled photo, set in one levels call the intent carries
 region intents     brighten/darken the face or sky: dL@<region> (mean L* change inside the
                    session mask, made with mask_faces / mask_sky) moved by 6d..6d+12 L*;
                    bluer sky: db@sky in [-(6d+10), -6d]; remove_defects: defects_left <= 0.3
@@ -100,9 +101,17 @@ Recipe = Callable[[Intent, Any, Any], list[Target]]  # (intent, original's stats
 EXPOSURE_OK = (45.0, 62.0)
 CAST_OK = 3.0
 # Blind restoration ("restore this photo"): where clean photos lie (see the module doc).
-BLACK_OK = 15.0  # p01_L above this (clean photos: 13 at most): a veil (haze, fading) lifted the blacks
-BLACK_AIM = 8.0  # ... brought down to at most this
-WHITE_AIM = 80.0  # p99_L below this, with a veil: the white point was pulled down too; raised to it
+BLACK_AIM = 8.0  # the rules' old black point aim (p01_L), kept for agent.goals' re-export only
+WHITE_AIM = 80.0  # the rules' old white point aim (p99_L), likewise
+# A veil (Stats.veil: both tone ends short of black and white) from which a blind goal sets the levels;
+# clean train photos read under it 4 times in 5 (a lifted black alone is a high-key photo's own, kept) ...
+VEIL_MIN = 0.07
+VEIL_CLEAN = 0.02  # ... less what a clean photo shows anyway: the levels take the rest off each end ...
+# ... the black end up to this times the white's: haze of airlight A lifts black A/(1-A) times what it takes
+# off white (4 at A = 0.8; the restore suite's haze, 0.8-0.9) ...
+VEIL_HAZE = 4.0
+KEY_HIGH = 62.0  # ... unless mean L* is over this: a high-key photo's blacks are its own light
+LEVELS_TOL = 4.0  # L*: per-channel levels move the L* percentiles about as a grey's
 EXPOSE_WHITE = 85.0  # exposure that puts the white point here (mid of clean photos: 72-95) ...
 EXPOSE_MEAN = 48.0  # ... and the one that puts the mean here (26-50): the smaller change of the two
 EXPOSE_MIN = 1 / 3  # stops: smaller exposure changes (under a camera's smallest step) are left alone
@@ -226,13 +235,34 @@ def recover_highlights(intent: Intent, s: Any) -> list[Target]:
             make_target("mean_L", s.mean_L - 8, None, n, 0.5)]
 
 
+def veil_levels(s: Any) -> dict[str, float]:
+    """levels(black, white) that take a veil off the tone ends (`Stats.black_lift`, `white_drop`), each less
+    what clean photos show: a fade toward grey lifts both ends alike (the smaller is taken off both); haze
+    lifts black more (up to VEIL_HAZE times the white's), except on a high-key photo, whose blacks are its
+    light; a dark photo's whites stay where they are beyond the black's lift (its key, or underexposure)."""
+    lift, drop = (max(0.0, v - VEIL_CLEAN) for v in (s.black_lift, s.white_drop))
+    black = min(lift, (1.0 if s.mean_L > KEY_HIGH else VEIL_HAZE) * drop)
+    return {"black": round(black, 3), "white": round(1.0 - min(drop, lift), 3)}
+
+
+def _levelled(lightness: float, black: float, white: float) -> float:
+    """L* of a grey at `lightness` after levels(black, white)."""
+    import torch
+
+    from tools.colorspace import linear_to_srgb, srgb_to_linear
+
+    x = float(linear_to_srgb(torch.tensor(luminance_of(lightness))))
+    t = min(max((x - black) / (white - black), 0.0), 1.0)
+    return lstar(float(srgb_to_linear(torch.tensor(t))))
+
+
 @measured
 def set_levels(intent: Intent, s: Any) -> list[Target]:
-    n = intent.name
-    out = [make_target("p01_L", None, BLACK_AIM, n, label=f"down from {fmt(s.p01_L)}")]
-    if s.p99_L < WHITE_AIM:
-        out.append(make_target("p99_L", WHITE_AIM, None, n, label=f"up from {fmt(s.p99_L)}"))
-    return out
+    """The black and white points where `veil_levels` puts them (within LEVELS_TOL), from either side."""
+    n, lv = intent.name, veil_levels(s)
+    black, white = (_levelled(x, lv["black"], lv["white"]) for x in (s.p01_L, s.p99_L))
+    return [make_target("p01_L", None, black + LEVELS_TOL, n, label=f"down from {fmt(s.p01_L)}"),
+            make_target("p99_L", white - LEVELS_TOL, None, n, label=f"up from {fmt(s.p99_L)}")]
 
 
 # --- contrast -------------------------------------------------------------------------------

@@ -14,7 +14,6 @@ from typing import Any
 
 from agent import natural as _natural
 from agent.recipes import (
-    BLACK_OK,
     BLOCK_MIN,
     BLUR_MIN,
     CAST_OK,
@@ -25,7 +24,9 @@ from agent.recipes import (
     LIGHT_MIN,
     NATURAL_TOL,
     NOISE_MIN,
+    VEIL_MIN,
     stops_to,
+    veil_levels,
 )
 from agent.targets import Intent
 
@@ -73,7 +74,7 @@ def _blind(intent: Intent, s: Any, nat: _natural.Natural) -> list[tuple[Intent, 
     The prior reads exposure, noise and blur better than the measured rules (evals/prior_train.py
     --report) and abstains on tint, contrast, saturation and levels (its shrink factors are 0):
     exposure (and its white balance, where the rules see no light cast) comes from the prior, at
-    `BLIND_STRENGTH`; a lifted black point, the light's cast, flat contrast and dull colour from
+    `BLIND_STRENGTH`; a veil, the light's cast, flat contrast and dull colour from
     the rules (`restore`); denoise and deblur only when the prior sees the noise or blur too.
     """
     c = nat.correction
@@ -166,9 +167,9 @@ def restore(intent: Intent, s: Any) -> list[tuple[Intent, str]]:
     light = (getattr(s, "illuminant_a", 0.0), getattr(s, "illuminant_b", 0.0))
     if max(abs(light[0]), abs(light[1])) >= LIGHT_MIN:
         found.append(make("neutralize_cast", "neutralize_light"))
-    veiled = s.p01_L > BLACK_OK
+    veiled = getattr(s, "veil", 0.0) >= VEIL_MIN
     if veiled:
-        found.append(make("set_levels"))
+        found.append(make("set_levels", steps=[{"tool": "levels", "params": veil_levels(s)}]))
     else:
         by_white = stops_to(s.p99_L, EXPOSE_WHITE)
         by_mean = stops_to(s.mean_L, EXPOSE_MEAN)

@@ -47,6 +47,9 @@ BLOCK = 8  # px: the JPEG (DCT) block
 BLOCK_EDGE = 1024  # px: blockiness reads a grid-aligned crop of at most this, at full resolution
 DR_FLOOR = 2.0**-10  # linear luminance floor: dynamic range reads at most 10 stops
 QUANTILES = (0.01, 0.05, 0.50, 0.95, 0.99)
+# The veil reads the tones' ends on a copy of at most VEIL_EDGE px, box-blurred over VEIL_BOX px so that
+# noise (sigma 0.04 -> 0.008) does not read as tones reaching black or white, at the VEIL_TAIL quantiles.
+VEIL_EDGE, VEIL_BOX, VEIL_TAIL = 384, 5, 0.002
 
 # 3x3 kernels, stacked so one convolution gives all four responses.
 _SOBEL_X = ((-1.0, 0.0, 1.0), (-2.0, 0.0, 2.0), (-1.0, 0.0, 1.0))
@@ -127,6 +130,23 @@ class Stats(BaseModel):
         description="JPEG blocking: mean luma step across the 8x8 block grid over the mean step elsewhere; "
         "1 none, clean photos 0.95-1.35, heavy compression (quality under ~35) 1.3-3",
     )
+    black_lift: float = Field(
+        0.0,
+        description="how far the darkest tones stay above black (sRGB 0..1, the per-pixel channel minimum at its "
+        "0.2 % quantile on a <= 384 px copy box-blurred over 5 px, so noise does not reach black): a fade toward "
+        "grey or haze lifts it, and so does a high-key photo's own light",
+    )
+    white_drop: float = Field(
+        0.0,
+        description="how far the brightest tones stay below white (sRGB 0..1, the per-pixel channel maximum, read "
+        "as black_lift): a fade toward grey drops it, and so does a low-key photo's own dark",
+    )
+
+    @property
+    def veil(self) -> float:
+        """Both tone ends short of black and white: the smaller of black_lift and white_drop (a fade toward
+        grey lifts both, a high-key photo only its blacks); clean train photos: median 0.003, 75 % under 0.05."""
+        return min(self.black_lift, self.white_drop)
 
     def summary(self) -> str:
         """One short line for a language model."""
@@ -214,6 +234,7 @@ def _measure_one(image: torch.Tensor) -> Stats:
         illuminant_b=light_b,
         blur_sigma=blur,
         blockiness=_blockiness(image),
+        **_tone_ends(image),
     )
 
 
@@ -333,6 +354,22 @@ def _light_ab(rgb: torch.Tensor) -> tuple[float, float]:
     grey = rgb * (_lightness_to_y(ILLUMINANT_L) / luma)
     lab = colorspace.rgb_to_lab(colorspace.linear_to_srgb(grey).view(1, 3, 1, 1)).flatten()
     return float(lab[1]), float(lab[2])
+
+
+def _tone_ends(image: torch.Tensor) -> dict[str, float]:
+    """black_lift and white_drop (sRGB): the channel minimum and maximum of each pixel at their VEIL_TAIL
+    quantiles, on a <= VEIL_EDGE px copy box-blurred over VEIL_BOX px."""
+    h, w = image.shape[-2:]
+    scale = VEIL_EDGE / max(h, w)
+    x = image.clamp(0, 1)
+    if scale < 1.0:
+        x = F.interpolate(x, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area")
+    if min(x.shape[-2:]) >= 4 * VEIL_BOX:
+        x = F.avg_pool2d(x, VEIL_BOX, stride=1)
+    px = x[0].reshape(3, -1)
+    dark = float(torch.quantile(px.amin(0), VEIL_TAIL))
+    bright = float(torch.quantile(px.amax(0), 1 - VEIL_TAIL))
+    return {"black_lift": max(0.0, dark), "white_drop": max(0.0, 1.0 - bright)}
 
 
 def _reference_scale(image: torch.Tensor) -> torch.Tensor:

@@ -113,3 +113,35 @@ def test_a_goal_left_unmet_by_a_veto_exits_3_and_still_writes_the_best_version(t
                                 capsys)
     assert code == 3 and "goal not met" in err and out.exists(), stdout + err
     assert "naturalness guard" in stdout  # the steps table shows why the denoise was not kept
+
+
+# --- a blind goal keeps a photo's key (issue 12: high-key photos were pushed toward mid grey) ---------
+
+
+def high_key(h: int = 96, w: int = 128) -> torch.Tensor:
+    """(1,3,96,128): a bright snowy scene: white sky and snow, pale grey shadows (darkest tone ~0.3), no black."""
+    img = corpus_like(h=h, w=w)
+    return (0.3 + 0.7 * img / img.amax()).clamp(0, 1)
+
+
+def test_a_high_key_photo_with_no_veil_gets_no_levels_from_a_blind_goal() -> None:
+    from tools.analysis import measure
+
+    s = measure(high_key())
+    assert s.p01_L > 15 and s.black_lift > 0.2 and s.white_drop < 0.02  # lifted blacks, full whites: its key
+    goal = parse_goal("restore this photo", s)
+    assert "set_levels" not in {i.name for i in goal.intents}
+
+
+def test_a_faded_high_key_photo_is_stretched_at_both_ends_and_keeps_its_key() -> None:
+    from agent.api import edit
+    from tools.analysis import measure
+    from tools.degrade import low_contrast
+    from tools.metrics import psnr
+
+    clean = high_key()
+    faded = low_contrast(clean, 0.75)
+    res = edit(faded, "restore this photo", model="offline", lock=0.7, preview=128, prior=False)
+    assert "set_levels" in {i.name for i in res.goal.intents}
+    assert psnr(res.image, clean) > psnr(faded, clean) + 3
+    assert measure(res.image).mean_L > measure(faded).mean_L  # brighter again, not pushed toward mid grey

@@ -286,3 +286,18 @@ def test_measure_tool_is_registered_read_only():
 def test_tiny_images_do_not_crash():
     s = measure(torch.rand(1, 3, 2, 1))
     assert s.noise_sigma == 0.0 and s.sharpness == 0.0 and 0 <= s.mean_L <= 100
+
+
+def test_tone_ends_read_a_fade_at_both_ends_a_high_key_photo_at_its_blacks_and_ignore_noise() -> None:
+    from tools.degrade import add_noise, low_contrast
+
+    ramp = torch.linspace(0, 1, 128).view(1, -1).expand(96, -1)  # tones from black to white, left to right
+    full = torch.stack([ramp, ramp.flip(1) * 0.3 + 0.7 * ramp, ramp])[None].contiguous()
+    s = measure(full)
+    assert s.black_lift < 0.02 and s.white_drop < 0.02 and s.veil < 0.02
+    faded = measure(low_contrast(full, 0.7))  # 0.15 off each end
+    assert faded.black_lift == pytest.approx(0.15, abs=0.03) and faded.white_drop == pytest.approx(0.15, abs=0.03)
+    bright = measure(0.3 + 0.7 * full)  # a high-key photo: lifted blacks, whole whites
+    assert bright.black_lift > 0.25 and bright.white_drop < 0.02 and bright.veil < 0.02
+    noisy = measure(add_noise(low_contrast(full, 0.7), 0.04))  # noise does not read as tones reaching the ends
+    assert noisy.veil > 0.1
