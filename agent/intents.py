@@ -235,7 +235,7 @@ def negated(clause: str) -> str | None:
 
 _ANAPHORA = re.compile(
     r"^(?:(?:can|could|would|will) you\s+)?(?:please\s+)?(?:(?:tone|bring|knock|turn|dial|take|pull) it (?:down|back)|fix (?:it|that)|"
-    r"correct (?:it|that)|sort (?:it|that) out|do something about (?:it|that)|(?:clean|clear) (?:it|that) up)(?:\s+please)?$"
+    r"correct (?:it|that)|(?:remove|get rid of|lose) (?:it|that)|sort (?:it|that) out|do something about (?:it|that)|(?:clean|clear) (?:it|that) up)(?:\s+please)?$"
 )
 
 

@@ -513,3 +513,10 @@ def test_a_question_about_the_photo_or_what_it_shows_is_no_wish() -> None:
         pytest.skip("embedding model not installed")
     assert _labels("is this a good photo?") == []
     assert _labels("it's a landscape photo, add some contrast") == ["more_contrast"]
+
+
+def test_remove_it_after_a_complaint_refers_back() -> None:
+    """'there is an ugly colour cast, remove it': 'remove it' is the complaint's remedy, not a second wish
+    (it was read by the embedding matcher as an exposure fix, which added a contrast step)."""
+    assert _labels("there is an ugly colour cast, remove it") == ["neutralize_cast"]
+    assert _labels("it's so noisy, get rid of it") == ["denoise"]
