@@ -29,13 +29,11 @@ from agent.options import Budget
 
 # recipes' constants that tests and benchmarks read from agent.goals
 from agent.recipes import (
-    BLACK_AIM,
     BLOCK_MIN,
     BLUR_CLEAN,
     BLUR_MIN,
     EXPOSE_WHITE,
     LIGHT_SHARE,
-    WHITE_AIM,
     night_stops,
     stops_to,
 )
@@ -56,8 +54,8 @@ from agent.targets import (
 if TYPE_CHECKING:
     from tools.analysis import Stats
 
-__all__ = ["BLACK_AIM", "BLOCK_MIN", "BLUR_CLEAN", "BLUR_MIN", "Budget", "EXPOSE_WHITE", "Goal", "INTENTS", "Intent",
-           "IntentSpec", "LIGHT_SHARE", "METRICS", "SIZE_FIXED", "Target", "WHITE_AIM", "lstar", "luminance_of",
+__all__ = ["BLOCK_MIN", "BLUR_CLEAN", "BLUR_MIN", "Budget", "EXPOSE_WHITE", "Goal", "INTENTS", "Intent",
+           "IntentSpec", "LIGHT_SHARE", "METRICS", "SIZE_FIXED", "Target", "lstar", "luminance_of",
            "merge_targets", "night_stops", "noise_lock", "parse_goal", "targets_for", "value_of", "wish_names"]
 
 _stops_to = stops_to  # the name tests and benchmarks read
