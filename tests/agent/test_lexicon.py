@@ -54,3 +54,10 @@ def test_word_order_and_spelling_are_undone(text, lang, english):
                                   "mirror the image", "warm up the colours"])
 def test_english_words_in_the_tables_are_no_evidence(text):
     assert language_of(text) == "en"
+
+
+@pytest.mark.parametrize("text", ["彩度を少し落として", "明るさを落として", "コントラストを落として"])
+def test_japanese_otosu_lowers(text):
+    """落とす ('drop') lowers what it names: 'saturation a little' alone was read as more saturation."""
+    english = gloss(text)[1]
+    assert "less" in english and "落" not in english
