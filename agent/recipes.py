@@ -26,7 +26,9 @@ more_contrast      rms_contrast in [m(1+.75r), m(1+1.5r)] (at least 15 % wide, a
                    <= max(3, m+1) % at both ends
 less_contrast      rms_contrast in [m(1-1.5r), m(1-.75r)]
 warmer / cooler    cast_b moved by 6d b* units: in [b+4.2d, b+9.6d] (cooler: negated)
-neutralize_cast    cast <= 3 (a*/b* of near-neutral pixels, hypot)
+neutralize_cast    cast_a/b (near-neutral pixels) moved toward 0 by at most 1.5x the light's
+                   cast (illuminant_a/b) on that axis, only where it has the same sign, +-1.5;
+                   cast >= 12 (nothing neutral to read): no target; unmeasured: cast <= 3
 more_saturation    mean_saturation in [m(1+.75r), m(1+1.6r)], r = 0.25d or "N%";
                    without a percentage at least m+0.02d
 less_saturation    mean_saturation in [m(1-1.5r), m(1-.75r)]
@@ -116,8 +118,11 @@ EXPOSE_WHITE = 85.0  # exposure that puts the white point here (mid of clean pho
 EXPOSE_MEAN = 48.0  # ... and the one that puts the mean here (26-50): the smaller change of the two
 EXPOSE_MIN = 1 / 3  # stops: smaller exposure changes (under a camera's smallest step) are left alone
 LIGHT_OK = 1.5  # the light's cast, a*/b*, left after a correction
+CAST_PER_LIGHT = 1.5  # a named cast moves an axis by at most this times the light's cast on it (dev photos)
+CAST_NONE = 12.0  # cast from which nothing near neutral is read (a blue photo reads -50): left alone
 LIGHT_MIN = 3.0  # the light's cast, a* or b*, from which a blind goal corrects it ...
-LIGHT_SHARE = 0.5  # ... by this share of it: about half the casts read at 3+ on restore cases were real
+LIGHT_SHARE = 0.5  # ... by this share of it: about half the casts read at 3+ on restore cases were real ...
+LIGHT_MOVE_MAX = 8.0  # ... by at most this (a*/b*): a sunset's light reads b* +25 clean (dev blind-45)
 BLUR_MIN = 1.05  # blur_sigma (px) from which a blind goal sharpens: clean photos read 0.44-0.91 ...
 BLUR_CLEAN = 0.8  # ... the bundled ones ~0.8: the blur beyond this is the photo's own defect
 BLUR_KEEP = 0.6  # share of the excess blur the target leaves (one deconvolving sharpen removes ~70%)
@@ -316,20 +321,37 @@ def bluer(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
 
 
 def neutralize_cast(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
-    if intent.degree < 1 and s is not None:  # unasked ("enhance"): halve it; a warm scene reads as a cast
-        return [make_target("cast", None, max(CAST_OK, s.cast * (1 - intent.degree)), intent.name, label="reduced")]
-    return [make_target("cast", None, CAST_OK, intent.name)]
+    """Each axis of the neutrals' cast moved toward 0 only as far as the light's own cast explains it.
+
+    The near-neutral pixels also read the scene's colour (a blue sky at b* -11), so an axis moves
+    only when the light's cast (illuminant_a/b) has its sign, by at most CAST_PER_LIGHT times it
+    ("a bit": `degree` of that). From CAST_NONE up nothing near neutral is read (a blue photo at
+    b* -50) and the light's estimate there pointed the wrong way on dev photos: no target.
+    """
+    if s is None:
+        return [make_target("cast", None, CAST_OK, intent.name)]
+    if s.cast >= CAST_NONE:
+        return []
+    out = []
+    for axis in "ab":
+        c, light = getattr(s, f"cast_{axis}"), getattr(s, f"illuminant_{axis}", 0.0)
+        move = min(abs(c), CAST_PER_LIGHT * abs(light)) * min(1.0, intent.degree)
+        if c * light > 0 and move > LIGHT_OK:
+            aim = c - math.copysign(move, c)
+            out.append(make_target(f"cast_{axis}", aim - LIGHT_OK, aim + LIGHT_OK, intent.name,
+                                   label=f"{fmt(c)} toward the light's {fmt(light)}"))
+    return out
 
 
 def neutralize_light(intent: Intent, s: Any, ref: Any = None) -> list[Target]:
-    """The light's cast (illuminant a*/b*) reduced by LIGHT_SHARE, where it is over LIGHT_OK."""
+    """The light's cast (illuminant a*/b*) reduced by LIGHT_SHARE (at most LIGHT_MOVE_MAX), where over LIGHT_OK."""
     out = []
     for axis in "ab":
         v = getattr(s, f"illuminant_{axis}", 0.0)
         if abs(v) > LIGHT_OK:
-            keep = v * (1 - LIGHT_SHARE)
+            keep = v - math.copysign(min(abs(v) * LIGHT_SHARE, LIGHT_MOVE_MAX), v)
             out.append(make_target(f"illuminant_{axis}", keep - LIGHT_OK, keep + LIGHT_OK, "neutralize_cast",
-                                   label=f"{LIGHT_SHARE:.0%} of {fmt(v)} removed"))
+                                   label=f"{fmt(v - keep)} of {fmt(v)} removed"))
     return out
 
 

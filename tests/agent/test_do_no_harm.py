@@ -145,3 +145,50 @@ def test_a_faded_high_key_photo_is_stretched_at_both_ends_and_keeps_its_key() ->
     assert "set_levels" in {i.name for i in res.goal.intents}
     assert psnr(res.image, clean) > psnr(faded, clean) + 3
     assert measure(res.image).mean_L > measure(faded).mean_L  # brighter again, not pushed toward mid grey
+
+
+def sky_scene(sky_rows: int = 45, h: int = 96, w: int = 128) -> torch.Tensor:
+    """(1,3,96,128): a pale blue sky (b* ~ -11, read as near-neutral) over a grey wall, brown earth,
+    green grass, a neutral grey card and a white sign; `sky_rows` 0 for none."""
+    g = torch.Generator().manual_seed(0)
+    t = F.avg_pool2d(torch.rand(1, 1, h + 2, w + 2, generator=g), 3, 1)[0, 0] - 0.5
+    img = (0.55 + 0.15 * t).expand(3, h, w).clone()
+    img[:, 60:, :64] = torch.tensor([0.45, 0.36, 0.24]).view(3, 1, 1) + 0.1 * t[60:, :64]
+    img[:, 60:, 64:] = torch.tensor([0.25, 0.42, 0.2]).view(3, 1, 1) + 0.1 * t[60:, 64:]
+    img[:, 70:90, 20:50] = 0.5  # the grey card
+    y = torch.linspace(0, 1, sky_rows).view(-1, 1)
+    for k, v in enumerate((0.66, 0.70, 0.78)):
+        img[k, :sky_rows] = v + 0.05 * y
+    img[:, 5:25, 100:120] = 0.95  # the white sign
+    return img.clamp(0, 1)[None]
+
+
+def _card_ab(image: torch.Tensor) -> tuple[float, float]:
+    from tools.colorspace import rgb_to_lab
+
+    lab = rgb_to_lab(image)[0, 1:, 72:88, 22:48]
+    return float(lab[0].mean()), float(lab[1].mean())
+
+
+def test_a_blue_sky_read_as_a_cast_is_not_neutralized_and_the_grey_card_stays_grey() -> None:
+    from agent.api import edit
+    from tools.analysis import measure
+
+    photo = sky_scene()
+    s = measure(photo)
+    assert s.cast_b < -6 and abs(s.illuminant_b) < 1  # the sky reads as a blue cast; the light is white
+    res = edit(photo, "remove the colour cast", model="offline", preview=128, prior=False)
+    a, b = _card_ab(res.image)
+    assert abs(a) < 1 and abs(b) < 1  # it warmed the whole photo to make the sky grey (card b* +7) before
+
+
+def test_a_real_warm_cast_is_still_corrected() -> None:
+    from agent.api import edit
+    from tools.degrade import color_cast
+    from tools.metrics import psnr
+
+    clean = sky_scene(sky_rows=0)
+    warm = color_cast(clean, 1.2, 1.0, 0.75)
+    res = edit(warm, "remove the colour cast", model="offline", preview=128, prior=False)
+    assert abs(_card_ab(res.image)[1]) < abs(_card_ab(warm)[1]) / 2
+    assert psnr(res.image, clean) > psnr(warm, clean) + 3

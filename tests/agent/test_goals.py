@@ -178,10 +178,12 @@ def test_fix_exposure_direction_comes_from_the_measurements(model):
 
 
 def test_fix_colour_settled_by_measurement(model):
-    cast = parse_goal("fix the colours", stats(cast_a=2, cast_b=-9, cast=9.2))
+    # a blue light (illuminant_b -6): b* moves toward 0 by up to 1.5x it; a* (no light cast on it) stays
+    cast = parse_goal("fix the colours", stats(cast_a=2, cast_b=-9, cast=9.2, illuminant_b=-6))
     dull = parse_goal("fix the colours", stats(mean_saturation=0.05, colorfulness=6))
     assert names(cast) == {"neutralize_cast"} and names(dull) == {"more_saturation"}
-    assert cast.targets[0].met(2.0) and not cast.targets[0].met(9.2)
+    assert [t.metric for t in cast.targets] == ["cast_b"]
+    assert cast.targets[0].met(0.5) and not cast.targets[0].met(-9)
 
 
 def test_targets_met_by_a_corrected_photo_not_by_the_original(model):
@@ -211,10 +213,10 @@ def test_unmappable_is_reported_not_edited(model, text):
 
 def test_compound_instruction_maps_every_clause(model):
     goal = parse_goal("brighten it and fix the blue cast, a bit more contrast; add a unicorn",
-                      stats(mean_L=40, cast_b=-8, cast=8))
+                      stats(mean_L=40, cast_b=-8, cast=8, illuminant_b=-5))
     assert [(i.name, i.degree) for i in goal.intents] == [
         ("brighten", 1.0), ("neutralize_cast", 1.0), ("more_contrast", 0.5)]
-    assert {"mean_L", "cast", "rms_contrast"} <= {t.metric for t in goal.targets}
+    assert {"mean_L", "cast_b", "rms_contrast"} <= {t.metric for t in goal.targets}
     assert goal.unmapped == ["add a unicorn"]
 
 
@@ -520,3 +522,15 @@ def test_remove_it_after_a_complaint_refers_back() -> None:
     (it was read by the embedding matcher as an exposure fix, which added a contrast step)."""
     assert _labels("there is an ugly colour cast, remove it") == ["neutralize_cast"]
     assert _labels("it's so noisy, get rid of it") == ["denoise"]
+
+
+def test_a_named_cast_moves_only_as_far_as_the_lights_own_cast(model):
+    # a blue sky read as the neutrals' cast (b* -10.8) under a neutral light: nothing to neutralize
+    sky = parse_goal("remove the colour cast", stats(cast_b=-10.8, cast=10.8))
+    assert names(sky) == {"neutralize_cast"} and sky.targets == []
+    # a warm light: b* toward 0 by at most 1.5x the light's +4 (to 3, +-1.5), a* (green scene, pink light) kept
+    warm = parse_goal("remove the colour cast", stats(cast_a=-4, cast_b=9, cast=9.8, illuminant_a=2, illuminant_b=4))
+    assert [(t.metric, t.low, t.high) for t in warm.targets] == [("cast_b", 1.5, 4.5)]
+    # a blue photo with nothing near neutral (cast -50): nothing is read, nothing moved
+    blue = parse_goal("remove the colour cast", stats(cast_b=-50, cast=50, illuminant_b=-6))
+    assert blue.targets == []

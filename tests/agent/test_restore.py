@@ -51,6 +51,12 @@ def test_a_light_cast_is_removed_by_its_measured_share():
     assert not any(t.metric == "illuminant_a" for t in goal.targets)  # 1 unit on a*: nothing to fix
 
 
+def test_a_sunsets_strong_light_is_eased_by_at_most_the_move_cap():
+    # a sunset reads b* +31, +25 of it its own light (dev blind-45): removing half took white_balance to -80
+    t = target(restore(illuminant_b=31.0), "illuminant_b")
+    assert t.low <= 31.0 - goals_recipes.LIGHT_MOVE_MAX <= t.high and t.low > 31.0 * (1 - goals.LIGHT_SHARE)
+
+
 def test_a_veil_sets_levels_not_a_gentle_contrast_nudge():
     # both tone ends short of black and white (a fade toward grey): one levels call off both ends
     goal = restore(p01_L=35.0, p99_L=72.0, rms_contrast=0.08, mean_saturation=0.1, black_lift=0.2, white_drop=0.2)
@@ -134,8 +140,9 @@ def test_restore_end_to_end_eases_haze_and_a_warm_light_and_named_haze_is_dehaze
     assert psnr(res.image, clean) > psnr(bad, clean) + 1
     assert res.score.structure >= 0.7
     assert abs(measure(res.image).illuminant_b) < abs(measure(bad).illuminant_b)
+    # a named cast moves each axis only as far as the light's cast on it (a*: 0.6, left): +3.9 dB, was +4.6
     named = edit(bad, "remove the haze and the warm cast", model="offline", lock=0.7, preview=96, prior=False)
-    assert psnr(named.image, clean) > psnr(bad, clean) + 4
+    assert psnr(named.image, clean) > psnr(bad, clean) + 3.5
     assert torch.equal(bad, haze(color_cast(clean, 1.2, 1.0, 0.8), 0.65, 0.9))  # the input is untouched
 
 
