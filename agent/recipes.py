@@ -103,8 +103,6 @@ Recipe = Callable[[Intent, Any, Any], list[Target]]  # (intent, original's stats
 EXPOSURE_OK = (45.0, 62.0)
 CAST_OK = 3.0
 # Blind restoration ("restore this photo"): where clean photos lie (see the module doc).
-BLACK_AIM = 8.0  # the rules' old black point aim (p01_L), kept for agent.goals' re-export only
-WHITE_AIM = 80.0  # the rules' old white point aim (p99_L), likewise
 # A veil (Stats.veil: both tone ends short of black and white) from which a blind goal sets the levels;
 # clean train photos read under it 4 times in 5 (a lifted black alone is a high-key photo's own, kept) ...
 VEIL_MIN = 0.07
